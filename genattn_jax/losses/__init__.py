@@ -1,0 +1,1 @@
+"""genattn_jax.losses."""

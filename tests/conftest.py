@@ -1,0 +1,33 @@
+"""Test set-up: 8 simulated CPU devices (set before JAX is imported) and shared data."""
+
+import os
+import pathlib
+
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+if "--xla_force_host_platform_device_count" not in os.environ["XLA_FLAGS"]:
+  os.environ["XLA_FLAGS"] += " --xla_force_host_platform_device_count=8"
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+import jax  # noqa: E402  (after XLA_FLAGS)
+import pytest  # noqa: E402
+
+_cache = os.environ.get("JAX_COMPILATION_CACHE_DIR", str(REPO_ROOT / ".cache" / "jax"))
+jax.config.update("jax_compilation_cache_dir", _cache)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir() -> pathlib.Path:
+  """`../shared/data` (or $GENATTN_SHARED_DATA); fails loudly when missing."""
+  path = pathlib.Path(os.environ.get("GENATTN_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+  if not (path / "cifar10-jpeg.tar.gz").exists():
+    pytest.fail(f"shared data not found at {path}: set GENATTN_SHARED_DATA to the folder "
+                "holding cifar10-jpeg.tar.gz (see ../shared/data/README.md).")
+  return path
+
+
+@pytest.fixture
+def rng():
+  return jax.random.PRNGKey(0)
