@@ -1,0 +1,29 @@
+"""CIFAR-10 32x32 ResNet SNGAN with Attentive Normalization in G and D (an paper, Sec. 4.1).
+
+As `cifar10_sngan.py` plus AN (n=16 semantic entities, self-sampling in training) after G's
+16x16 up-block and after D's first (32→16) down-block — the paper puts AN in G's third of
+five blocks (32² of 128²) and in D's first block; at CIFAR scale the middle G stage is 16².
+AN's orthogonal regulariser (Eq. 1) is added to the G loss with weight 1e-4 (the paper gives
+no value; ablation in its Table 4).
+
+Command:
+  .venv/bin/python train.py --config=configs/cifar10_sngan_an.py --workdir=runs/cifar10_sngan_an \
+      --config.data.source=../shared/data/cifar10-jpeg.tar.gz
+Hardware / wall time / result: not yet measured.
+"""
+
+from configs import cifar10_sngan  # pylint: disable=g-bad-import-order
+from genattn_jax.training.config import shrink_for_tests
+
+
+def get_config():
+  c = cifar10_sngan.get_config()
+  c.name = "cifar10_sngan_an"
+  c.model.g_blocks = [{"block": "an", "resolutions": [16]}]
+  c.model.d_blocks = [{"block": "an", "resolutions": [16]}]
+  c.training.ortho_weight = 1e-4
+  return c
+
+
+def get_test_config():
+  return shrink_for_tests(get_config())

@@ -1,0 +1,99 @@
+"""Defaults shared by every experiment config in `configs/` (ml_collections)."""
+
+import os
+
+import ml_collections
+
+# Real CIFAR-10 JPEGs committed with the tests (tests/fixtures/cifar10_mini, 60 images).
+TEST_FIXTURE_IMAGES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "tests", "fixtures", "cifar10_mini")
+
+
+def base_config(model_name: str = "sndcgan", resolution: int = 32) -> ml_collections.ConfigDict:
+  """A complete training config; experiment files override fields.
+
+  Sections:
+    model:      `genattn_jax.models.default_model_config` fields.
+    data:       `genattn_jax.data.pipeline` fields (source, data_dir, split, image_size, ...).
+    training:   batch_size (global, per D update), num_steps (G updates), n_critic, loss,
+                r1_gamma, r1_interval, gp_weight, ortho_weight (AN's Eq. 1 on G), ema_decay,
+                ema_warmup_steps.
+    optimizer:  Adam g_lr, d_lr, b1, b2, grad_clip (TTUR when g_lr != d_lr).
+    parallel:   backend 'jit' (Mesh + NamedSharding) or 'pmap'; distributed (multi-host
+                `jax.distributed.initialize()`).
+    checkpoint: every_steps, keep (newest K; the best-FID one is kept too), async_save.
+    eval:       every_steps (0 = never), num_real, num_fake, real_split, batch_size, grid_rows.
+  """
+  from genattn_jax import models  # pylint: disable=g-import-not-at-top
+  c = ml_collections.ConfigDict()
+  c.name = ""
+  c.seed = 0
+  c.log_every_steps = 100
+  c.model = models.default_model_config(model_name, resolution)
+
+  c.data = ml_collections.ConfigDict()
+  c.data.source = "cifar10"
+  c.data.data_dir = "~/tensorflow_datasets"
+  c.data.split = "train"
+  c.data.image_size = resolution
+  c.data.random_flip = True
+  c.data.channels = 3
+
+  c.training = ml_collections.ConfigDict()
+  c.training.batch_size = 64
+  c.training.num_steps = 100_000
+  c.training.n_critic = 1
+  c.training.loss = "hinge"
+  c.training.r1_gamma = 0.0
+  c.training.r1_interval = 1
+  c.training.gp_weight = 0.0
+  c.training.ortho_weight = 0.0
+  c.training.ema_decay = 0.9999
+  c.training.ema_warmup_steps = 1000
+
+  c.optimizer = ml_collections.ConfigDict()
+  c.optimizer.g_lr = 2e-4
+  c.optimizer.d_lr = 2e-4
+  c.optimizer.b1 = 0.0
+  c.optimizer.b2 = 0.999
+  c.optimizer.grad_clip = 0.0
+
+  c.parallel = ml_collections.ConfigDict()
+  c.parallel.backend = "jit"
+  c.parallel.distributed = False
+
+  c.checkpoint = ml_collections.ConfigDict()
+  c.checkpoint.every_steps = 2000
+  c.checkpoint.keep = 3
+  c.checkpoint.async_save = True
+
+  c.eval = ml_collections.ConfigDict()
+  c.eval.every_steps = 10_000
+  c.eval.num_real = 10_000
+  c.eval.num_fake = 10_000
+  c.eval.real_split = "test"
+  c.eval.batch_size = 100
+  c.eval.grid_rows = 8
+  return c
+
+
+def shrink_for_tests(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Tiny widths, steps and evaluation sizes so a config runs in seconds on CPU."""
+  c.model.g_width = c.model.d_width = 1 / 16
+  if "upsample" in c.model:
+    c.model.upsample = "nearest"
+  c.training.batch_size = 8
+  c.training.num_steps = 2
+  c.training.ema_warmup_steps = 0
+  c.log_every_steps = 1
+  c.checkpoint.every_steps = 1
+  c.checkpoint.async_save = False
+  c.eval.every_steps = 2
+  c.eval.num_real = c.eval.num_fake = 16
+  c.eval.batch_size = 8
+  c.eval.grid_rows = 2
+  c.data.source = TEST_FIXTURE_IMAGES
+  c.data.data_dir = os.path.join(os.environ.get("TMPDIR", "/tmp"), "genattn_tfds_test")
+  c.data.split = "train"
+  c.eval.real_split = "test"
+  return c

@@ -1,0 +1,129 @@
+"""Evaluation during and after training: samples, sample grids and FID of the EMA generator."""
+
+import hashlib
+import json
+import os
+from typing import Callable, Iterator
+
+from absl import logging
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from PIL import Image
+
+from genattn_jax.training import state as state_lib
+
+
+def make_sample_fn(generator: nn.Module, num_classes: int) -> Callable:
+  """Jitted `(params, g_state, z, y) -> images [B, R, R, C] in [-1, 1]` in eval mode."""
+
+  @jax.jit
+  def sample(params, g_state, z, y):
+    return generator.apply({"params": params, **g_state}, z, y if num_classes else None,
+                           train=False)
+
+  return sample
+
+
+def sample_batches(sample_fn, params, g_state, *, num_images: int, batch_size: int,
+                   z_dim: int, num_classes: int, seed: int) -> Iterator[np.ndarray]:
+  """Yields uint8 [b, R, R, 3] batches, `num_images` in all, from a fixed seed."""
+  rng = jax.random.PRNGKey(seed)
+  done = 0
+  while done < num_images:
+    rng, z_rng, y_rng = jax.random.split(rng, 3)
+    z = jax.random.normal(z_rng, (batch_size, z_dim), jnp.float32)
+    y = (jax.random.randint(y_rng, (batch_size,), 0, num_classes) if num_classes
+         else jnp.zeros((batch_size,), jnp.int32))
+    images = to_uint8(np.asarray(sample_fn(params, g_state, z, y)))
+    take = min(batch_size, num_images - done)
+    done += take
+    yield images[:take]
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+  """[-1, 1] float → uint8 [0, 255] (rounded), grayscale replicated to 3 channels."""
+  out = np.clip(np.round((np.asarray(images, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+  if out.shape[-1] == 1:
+    out = np.repeat(out, 3, axis=-1)
+  return out
+
+
+def image_grid(images: np.ndarray, rows: int) -> np.ndarray:
+  """uint8 [N, H, W, C] → one uint8 [rows·H, cols·W, C] grid (N = rows · cols)."""
+  n, h, w, c = images.shape
+  cols = n // rows
+  grid = images[:rows * cols].reshape(rows, cols, h, w, c).transpose(0, 2, 1, 3, 4)
+  return grid.reshape(rows * h, cols * w, c)
+
+
+def save_png(path: str, image: np.ndarray) -> str:
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  Image.fromarray(image).save(path)
+  return path
+
+
+def _real_stats_path(workdir: str, data_config, split: str, num_images: int) -> str:
+  key = json.dumps({"source": str(data_config.source), "split": split, "n": int(num_images),
+                    "size": int(data_config.image_size)}, sort_keys=True)
+  digest = hashlib.sha1(key.encode()).hexdigest()[:12]
+  return os.path.join(workdir, "fid_stats", f"real_{digest}.npz")
+
+
+def real_statistics(workdir: str, config) -> tuple:
+  """FID statistics (mu, sigma) of the real data, computed once and cached in the workdir.
+
+  Uses `config.eval.real_split` (default the training split, without flips) and at most
+  `config.eval.num_real` images.
+  """
+  from genattn_jax.data import pipeline  # pylint: disable=g-import-not-at-top
+  from genattn_jax.metrics import features, fid  # pylint: disable=g-import-not-at-top
+  ecfg = config.eval
+  split = ecfg.get("real_split") or config.data.split
+  path = _real_stats_path(workdir, config.data, split, ecfg.num_real)
+  if os.path.exists(path):
+    return fid.load_statistics(path)
+  loader = pipeline.create_data_loader(
+      config.data, global_batch_size=ecfg.batch_size * jax.process_count(), seed=0,
+      split=split, shuffle=False, num_epochs=1, random_flip=False, drop_remainder=False)
+
+  def batches():
+    seen = 0
+    for batch in loader:
+      if seen >= ecfg.num_real:
+        return
+      images = to_uint8(batch["image"][:ecfg.num_real - seen])
+      seen += len(images)
+      yield images
+
+  feats = features.extract_features(batches(), batch_size=ecfg.batch_size,
+                                    progress=False)["pool"]
+  mu, sigma = fid.feature_statistics(feats)
+  if jax.process_index() == 0:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fid.save_statistics(path, mu, sigma)
+  logging.info("real FID statistics of %d images cached at %s", len(feats), path)
+  return mu, sigma
+
+
+def generator_fid(sample_fn, params, g_state, config, real_stats, seed: int = 1234) -> float:
+  """FID of `config.eval.num_fake` samples of the generator against `real_stats`."""
+  from genattn_jax.metrics import features, fid  # pylint: disable=g-import-not-at-top
+  ecfg = config.eval
+  batches = sample_batches(sample_fn, params, g_state, num_images=ecfg.num_fake,
+                           batch_size=ecfg.batch_size, z_dim=config.model.z_dim,
+                           num_classes=config.model.get("num_classes", 0), seed=seed)
+  feats = features.extract_features(batches, batch_size=ecfg.batch_size, progress=False)["pool"]
+  mu, sigma = fid.feature_statistics(feats)
+  return float(fid.frechet_distance(real_stats[0], real_stats[1], mu, sigma))
+
+
+def fixed_noise_grid(sample_fn, state: state_lib.GANState, config, rows: int = 8) -> np.ndarray:
+  """uint8 grid of `rows²` EMA-generator samples from a fixed noise seed (the same every call)."""
+  n = rows * rows
+  z = jax.random.normal(jax.random.PRNGKey(config.seed + 1), (n, config.model.z_dim))
+  num_classes = config.model.get("num_classes", 0)
+  y = (jnp.arange(n) % num_classes).astype(jnp.int32) if num_classes else jnp.zeros((n,), jnp.int32)
+  images = to_uint8(np.asarray(sample_fn(state.ema_params, state.g_state, z, y)))
+  return image_grid(images, rows)

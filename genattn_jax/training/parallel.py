@@ -1,0 +1,115 @@
+"""Data-parallel backends for the pure train step: jit over a Mesh (default) and pmap.
+
+Both take host batches as each process loads them (its own shard of the global batch) and
+the state as one pytree; both give the same numbers as one device on the same global batch.
+
+* `JitBackend`: `jax.jit` with explicit `NamedSharding`s — state replicated (`P()`), batch
+  split along axis `'data'` of a 1-D `Mesh` over every device of every process. Per-process
+  batches become one global array with `jax.make_array_from_process_local_data`, so the same
+  code runs on one host, a GPU box or a multi-host TPU pod slice.
+* `PmapBackend`: `jax.pmap` over the local devices with axis name `'batch'`; the state is
+  replicated on every device, gradients and BatchNorm statistics are averaged with
+  `lax.pmean` (the models must be built with `bn_axis_name='batch'`).
+"""
+
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+
+import jax
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
+import numpy as np
+
+PMAP_AXIS = "batch"
+DATA_AXIS = "data"
+
+
+def make_data_mesh(devices: Optional[Sequence[jax.Device]] = None) -> Mesh:
+  """1-D mesh named 'data' over `devices` (default: every device of every process)."""
+  devices = list(devices) if devices is not None else jax.devices()
+  return jax.make_mesh((len(devices),), (DATA_AXIS,), axis_types=(AxisType.Auto,),
+                       devices=devices)
+
+
+def _check_divisible(batch: Dict[str, np.ndarray], n: int, what: str) -> None:
+  for k, v in batch.items():
+    if v.shape[0] % n:
+      raise ValueError(f"batch['{k}'] has {v.shape[0]} rows on this process, not divisible "
+                       f"by its {n} {what}: make the global batch a multiple of the device count.")
+
+
+class JitBackend:
+  """`jax.jit` of `train_step` with the batch sharded over a 'data' mesh axis."""
+
+  axis_name: Optional[str] = None
+
+  def __init__(self, train_step: Callable, mesh: Optional[Mesh] = None):
+    self.mesh = mesh or make_data_mesh()
+    self.replicated = NamedSharding(self.mesh, P())
+    self.batch_sharding = NamedSharding(self.mesh, P(DATA_AXIS))
+    self._step = jax.jit(train_step,
+                         in_shardings=(self.replicated, self.batch_sharding, self.replicated),
+                         out_shardings=(self.replicated, self.replicated),
+                         donate_argnums=(0,))
+
+  def put_state(self, state):
+    return jax.device_put(state, self.replicated)
+
+  def put_batch(self, batch: Dict[str, np.ndarray]):
+    _check_divisible(batch, len(self.mesh.local_devices), "local devices")
+    return {k: jax.make_array_from_process_local_data(self.batch_sharding, np.asarray(v))
+            for k, v in batch.items()}
+
+  def step(self, state, batch, rng) -> Tuple[Any, Dict[str, Any]]:
+    return self._step(state, batch, rng)
+
+  def get_state(self, state):
+    """The state as one (replicated) copy, ready for checkpointing or evaluation."""
+    return state
+
+  def get_metrics(self, metrics) -> Dict[str, float]:
+    return {k: float(v) for k, v in jax.device_get(metrics).items()}
+
+
+class PmapBackend:
+  """`jax.pmap` of `train_step` over the local devices, axis name 'batch'."""
+
+  axis_name: Optional[str] = PMAP_AXIS
+
+  def __init__(self, train_step: Callable, devices: Optional[Sequence[jax.Device]] = None):
+    self.devices = list(devices) if devices is not None else jax.local_devices()
+    self._step = jax.pmap(train_step, axis_name=PMAP_AXIS, in_axes=(0, 0, None),
+                          devices=self.devices, donate_argnums=(0,))
+
+  def put_state(self, state):
+    """One copy of `state` per device, stacked along a leading device axis."""
+    n = len(self.devices)
+    sharding = NamedSharding(Mesh(np.asarray(self.devices), (PMAP_AXIS,)), P(PMAP_AXIS))
+    return jax.tree_util.tree_map(
+        lambda x: jax.device_put(np.broadcast_to(np.asarray(x)[None], (n,) + np.shape(x)),
+                                 sharding), state)
+
+  def put_batch(self, batch: Dict[str, np.ndarray]):
+    n = len(self.devices)
+    _check_divisible(batch, n, "local devices")
+    return {k: np.asarray(v).reshape((n, -1) + np.shape(v)[1:]) for k, v in batch.items()}
+
+  def step(self, state, batch, rng):
+    return self._step(state, batch, rng)
+
+  def get_state(self, state):
+    return jax.tree_util.tree_map(lambda x: x[0], state)
+
+  def get_metrics(self, metrics) -> Dict[str, float]:
+    return {k: float(v[0]) for k, v in jax.device_get(metrics).items()}
+
+
+def make_backend(name: str, train_step: Callable, devices=None):
+  """'jit' → JitBackend (default), 'pmap' → PmapBackend.
+
+  Raises:
+    ValueError: unknown `config.parallel.backend`.
+  """
+  if name == "jit":
+    return JitBackend(train_step, make_data_mesh(devices) if devices is not None else None)
+  if name == "pmap":
+    return PmapBackend(train_step, devices)
+  raise ValueError(f"`config.parallel.backend` must be 'jit' or 'pmap', got {name!r}.")

@@ -1,0 +1,150 @@
+"""`train_and_evaluate(config, workdir)`: the GAN training loop behind `train.py`.
+
+Per step: the process loads its shard of the global batch (`n_critic` × `batch_size`
+images), the backend runs the pure `train_step` data-parallel, and on schedule the loop logs
+scalars (TensorBoard event files + a progress line), evaluates FID of the EMA generator
+against cached real statistics, saves a fixed-noise sample grid as PNG and writes an orbax
+checkpoint (with the data iterator position). A run restarts from the newest checkpoint that
+restores and verifies. A non-finite loss stops the run with `NonFiniteLossError` before
+anything is saved, so the last checkpoint stays the last good one.
+
+Workdir layout: `checkpoints/<step>/`, `samples/step_<step>.png`, `fid_stats/real_*.npz`,
+`events.out.tfevents.*`, `metrics.jsonl` (one JSON line per evaluation).
+"""
+
+import json
+import math
+import os
+import time
+from typing import Any, Dict, Optional
+
+from absl import logging
+import jax
+import numpy as np
+
+from genattn_jax import models
+from genattn_jax.data import pipeline
+from genattn_jax.training import checkpoint as ckpt_lib
+from genattn_jax.training import evaluation
+from genattn_jax.training import parallel
+from genattn_jax.training import state as state_lib
+from genattn_jax.training import step as step_lib
+from genattn_jax.training import writer as writer_lib
+
+
+class NonFiniteLossError(FloatingPointError):
+  """A loss or gradient norm became NaN/inf; the last checkpoint is the last good state."""
+
+
+def build(config):
+  """(generator, discriminator, backend-ready train_step) for `config`."""
+  model_config = config.model
+  if config.parallel.backend == "pmap":
+    model_config = model_config.copy_and_resolve_references()
+    with model_config.unlocked():
+      model_config.bn_axis_name = parallel.PMAP_AXIS
+  generator, discriminator = models.build_gan(model_config)
+  axis = parallel.PMAP_AXIS if config.parallel.backend == "pmap" else None
+  return generator, discriminator, step_lib.make_train_step(config, generator, discriminator, axis)
+
+
+def _check_finite(step: int, metrics: Dict[str, float]) -> None:
+  bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
+  if bad:
+    raise NonFiniteLossError(
+        f"non-finite values at step {step}: {bad}. Training stopped; the last checkpoint is "
+        "the last good state (lower the learning rates or enable R1 / gradient clipping).")
+
+
+def train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
+  """Trains `config` in `workdir`, resuming from its newest valid checkpoint.
+
+  Returns the last logged scalars (with `fid` when evaluated) and the paths written.
+  """
+  if config.parallel.get("distributed", False):
+    jax.distributed.initialize()
+  workdir = os.path.abspath(os.path.expanduser(workdir))
+  os.makedirs(workdir, exist_ok=True)
+  tcfg, ecfg = config.training, config.eval
+  generator, discriminator, train_step = build(config)
+  eval_generator = models.build_gan(config.model)[0]
+  num_classes = config.model.get("num_classes", 0)
+
+  rng = jax.random.PRNGKey(config.seed)
+  init_rng, step_rng = jax.random.split(rng)
+  state = state_lib.create_gan_state(config, eval_generator, discriminator, init_rng)
+  logging.info("G params: %d, D params: %d", state_lib.param_count(state.g_params),
+               state_lib.param_count(state.d_params))
+
+  loader = pipeline.create_data_loader(
+      config.data, global_batch_size=tcfg.batch_size * tcfg.n_critic, seed=config.seed)
+  data_iter = iter(loader)
+  checkpointer = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"),
+                                       keep=config.checkpoint.keep,
+                                       async_save=config.checkpoint.get("async_save", True))
+  start, state = checkpointer.restore_latest(state, data_iter)
+  if start is None:
+    start, data_iter = 0, iter(loader)  # a refused checkpoint may have moved the iterator
+  else:
+    logging.info("resumed from checkpoint %d", start)
+    print(f"[train] resumed from step {start} in {workdir}", flush=True)
+
+  backend = parallel.make_backend(config.parallel.backend, train_step)
+  dev_state = backend.put_state(state)
+  writer = writer_lib.MetricWriter(workdir)
+  sample_fn = evaluation.make_sample_fn(eval_generator, num_classes)
+  real_stats = None
+  last: Dict[str, Any] = {}
+  t0, steps_timed = time.time(), 0
+  images_per_step = tcfg.batch_size * tcfg.n_critic
+  for step in range(start + 1, tcfg.num_steps + 1):
+    batch = next(data_iter)
+    dev_state, metrics = backend.step(dev_state, backend.put_batch(batch), step_rng)
+    steps_timed += 1
+    is_last = step == tcfg.num_steps
+    do_log = step % config.log_every_steps == 0 or is_last
+    do_eval = ecfg.every_steps and (step % ecfg.every_steps == 0 or is_last)
+    do_ckpt = step % config.checkpoint.every_steps == 0 or is_last
+    if not (do_log or do_eval or do_ckpt):
+      continue
+    scalars = backend.get_metrics(metrics)
+    _check_finite(step, scalars)
+    elapsed = time.time() - t0
+    scalars["steps_per_sec"] = steps_timed / max(elapsed, 1e-9)
+    scalars["images_per_sec"] = scalars["steps_per_sec"] * images_per_step
+    host_state = backend.get_state(dev_state)
+    fid_value: Optional[float] = None
+    if do_eval:
+      if real_stats is None:
+        real_stats = evaluation.real_statistics(workdir, config)
+      fid_value = evaluation.generator_fid(sample_fn, host_state.ema_params, host_state.g_state,
+                                           config, real_stats)
+      scalars["fid"] = fid_value
+      grid = evaluation.fixed_noise_grid(sample_fn, host_state, config, rows=ecfg.grid_rows)
+      if jax.process_index() == 0:
+        path = evaluation.save_png(os.path.join(workdir, "samples", f"step_{step:07d}.png"), grid)
+        last["sample_grid"] = path
+        with open(os.path.join(workdir, "metrics.jsonl"), "a") as f:
+          f.write(json.dumps({"step": step, **scalars}) + "\n")
+      writer.write_image(step, "samples", grid)
+    writer.write_scalars(step, scalars)
+    writer_lib.log_progress(step, tcfg.num_steps, scalars)
+    if do_ckpt:
+      checkpointer.save(step, host_state, data_iter, fid=fid_value,
+                        extra_meta={"config": config.get("name", "")})
+    last.update(scalars, step=step)
+    t0, steps_timed = time.time(), 0
+  checkpointer.close()
+  writer.close()
+  last["workdir"] = workdir
+  last["final_state"] = backend.get_state(dev_state) if tcfg.num_steps > start else state
+  return last
+
+
+def ema_generator_variables(state: state_lib.GANState) -> Dict[str, Any]:
+  """Variables of the EMA generator, ready for `generator.apply(..., train=False)`."""
+  return {"params": state.ema_params, **state.g_state}
+
+
+def numpy_tree(tree):
+  return jax.tree_util.tree_map(np.asarray, tree)
