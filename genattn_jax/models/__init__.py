@@ -1,1 +1,168 @@
-"""genattn_jax.models."""
+"""GAN backbones the papers' blocks were published on, built from configs.
+
+  * `sndcgan`: SNDCGAN (Miyato et al. 2018, Table 3; SPAP paper's backbone),
+    optionally with the SPAP paper's atrous discriminator.
+  * `resnet`: SNGAN / SAGAN ResNets with conditional BN and a projection
+    discriminator (AN paper's backbone).
+  * `placement`: inserting LAP / SPAP / ASPP / AN / self-attention / CBAM
+    blocks after chosen stages, from config lists.
+
+`build_gan(config)` returns `(generator, discriminator)` flax modules with the
+call contracts
+
+  generator(z: [B, z_dim] float32, y: [B] int32 | None = None, train=True)
+      -> [B, R, R, 3] float32 in [-1, 1]
+  discriminator(x: [B, R, R, 3], y: [B] int32 | None = None, train=True)
+      -> [B] float32 logits
+
+BN running statistics and spectral-norm power-iteration state live in the
+'batch_stats' collection (make it mutable in training steps); AN blocks need a
+'sampling' rng when train=True.
+"""
+
+from typing import Any, Tuple
+
+import flax.linen as nn
+import jax.numpy as jnp
+import ml_collections
+
+from genattn_jax import _checks
+from genattn_jax.models.placement import BLOCK_NAMES, BlockPlacement, normalize_placements
+from genattn_jax.models.resnet import ARCHS as RESNET_ARCHS
+from genattn_jax.models.resnet import (ResNetDBlock, ResNetDiscriminator, ResNetGBlock,
+                                       ResNetGenerator)
+from genattn_jax.models.sndcgan import SNDCGANDiscriminator, SNDCGANGenerator
+
+MODEL_NAMES: Tuple[str, ...] = ("sndcgan", "resnet")
+
+__all__ = [
+    "BLOCK_NAMES", "BlockPlacement", "MODEL_NAMES", "RESNET_ARCHS", "ResNetDBlock",
+    "ResNetDiscriminator", "ResNetGBlock", "ResNetGenerator", "SNDCGANDiscriminator",
+    "SNDCGANGenerator", "build_gan", "default_model_config", "normalize_placements",
+]
+
+
+def default_model_config(name: str = "sndcgan", resolution: int = 32) -> ml_collections.ConfigDict:
+  """The papers' settings for backbone `name` at `resolution`, as a ConfigDict.
+
+  Fields:
+    name: 'sndcgan' or 'resnet'.
+    resolution: image size R (SNDCGAN: multiple of 8, papers 32/64/128;
+      ResNet: 32, 64 or 128).
+    z_dim: latent size (128).
+    num_classes: 0 = unconditional; > 0 = conditional BN in G and a
+      projection head in D. Default 0 for SNDCGAN (SPAP paper, CelebA-HQ),
+      10 for ResNet at 32 (CIFAR-10) and 1000 at 64/128 (ImageNet, AN paper).
+    g_width, d_width: channel multipliers (float, 1.0 = the papers' widths:
+      SNDCGAN G 512..64, D 64..512; ResNet base channels G 256 / D 128 at 32,
+      64 / 64 otherwise, times the per-stage multipliers in `RESNET_ARCHS`).
+    upsample: SNDCGAN only: 'transposed' (paper) or 'nearest' (+3x3 conv,
+      faster on CPU). ResNet always uses nearest + conv.
+    g_blocks, d_blocks: lists of placements
+      `{'block': name, 'resolutions': [...], **block_kwargs}`, name in
+      `BLOCK_NAMES` (see `placement.py`). Empty by default (the vanilla
+      baselines).
+    d_atrous: SNDCGAN only: SPAP's atrous discriminator (`AtrousConvBlock`
+      for the stride-2 convs of `d_atrous_stages`, rates `d_atrous_rates`).
+    g_spectral_norm, d_spectral_norm: spectral norm in G / D (both papers:
+      True for both).
+    bn_axis_name: pmap axis name for cross-device BN statistics, '' = none.
+    dtype: computation dtype name ('float32', 'bfloat16'), '' = inferred.
+    param_dtype: parameter dtype name ('float32').
+
+  Raises:
+    ValueError: for an unknown `name` or unsupported `resolution`.
+  """
+  _checks.check_in(name, MODEL_NAMES, "name")
+  if name == "resnet":
+    _checks.check_in(resolution, tuple(RESNET_ARCHS), "resolution")
+  else:
+    _checks.check_positive(resolution, "resolution")
+    _checks.check_divisible(resolution, 8, "resolution", "8")
+  c = ml_collections.ConfigDict()
+  c.name = name
+  c.resolution = resolution
+  c.z_dim = 128
+  c.num_classes = 0 if name == "sndcgan" else (10 if resolution == 32 else 1000)
+  c.g_width = 1.0
+  c.d_width = 1.0
+  c.upsample = "transposed" if name == "sndcgan" else "nearest"
+  c.g_blocks = []
+  c.d_blocks = []
+  c.d_atrous = False
+  c.d_atrous_stages = [2]
+  c.d_atrous_rates = [3, 5, 7]
+  c.g_spectral_norm = True
+  c.d_spectral_norm = True
+  c.bn_axis_name = ""
+  c.dtype = ""
+  c.param_dtype = "float32"
+  return c
+
+
+def _dtype(value: Any, field: str):
+  if value is None or value == "":
+    return None
+  try:
+    return jnp.dtype(value)
+  except TypeError as e:
+    raise ValueError(f"`{field}` must name a dtype (e.g. 'float32', 'bfloat16'), "
+                     f"got {value!r}.") from e
+
+
+def build_gan(config: Any) -> Tuple[nn.Module, nn.Module]:
+  """Builds `(generator, discriminator)` from a model config.
+
+  Args:
+    config: ConfigDict (or dict) with the fields of `default_model_config`;
+      missing optional fields take those defaults.
+
+  Returns:
+    (generator, discriminator) unbound flax modules (see the module
+    docstring for their call contracts).
+
+  Raises:
+    ValueError: naming the field, for an unknown `name`, a bad resolution,
+      `upsample`, dtype, or a bad `g_blocks` / `d_blocks` entry (unknown block
+      name, resolution that is no stage output).
+  """
+  cfg = config.to_dict() if hasattr(config, "to_dict") else dict(config)
+  if "name" not in cfg:
+    raise ValueError(f"`name` missing from the model config; expected one of {MODEL_NAMES}.")
+  _checks.check_in(cfg["name"], MODEL_NAMES, "name")
+  full = default_model_config(cfg["name"], cfg.get("resolution", 32)).to_dict()
+  unknown = sorted(set(cfg) - set(full))
+  if unknown:
+    raise ValueError(f"unknown model config fields {unknown}; known: {sorted(full)}.")
+  full.update(cfg)
+  common = dict(dtype=_dtype(full["dtype"], "dtype"),
+                param_dtype=_dtype(full["param_dtype"], "param_dtype") or jnp.float32)
+  g_blocks = normalize_placements(full["g_blocks"], "g_blocks")
+  d_blocks = normalize_placements(full["d_blocks"], "d_blocks")
+  axis = full["bn_axis_name"] or None
+  r, nc = full["resolution"], full["num_classes"]
+  if full["name"] == "sndcgan":
+    _checks.check_in(full["upsample"], ("transposed", "nearest"), "upsample")
+    gen = SNDCGANGenerator(resolution=r, z_dim=full["z_dim"], num_classes=nc,
+                           width=full["g_width"], upsample=full["upsample"], blocks=g_blocks,
+                           spectral_norm=full["g_spectral_norm"], bn_axis_name=axis, **common)
+    disc = SNDCGANDiscriminator(resolution=r, num_classes=nc, width=full["d_width"],
+                                blocks=d_blocks, atrous=full["d_atrous"],
+                                atrous_stages=tuple(full["d_atrous_stages"]),
+                                atrous_rates=tuple(full["d_atrous_rates"]),
+                                spectral_norm=full["d_spectral_norm"], **common)
+    valid_g, valid_d = gen.stage_resolutions(), disc.stage_resolutions()
+  else:
+    _checks.check_in(full["upsample"], ("nearest",), "upsample")
+    if full["d_atrous"]:
+      raise ValueError("`d_atrous` is only supported by name='sndcgan'.")
+    gen = ResNetGenerator(resolution=r, z_dim=full["z_dim"], num_classes=nc,
+                          width=full["g_width"], blocks=g_blocks,
+                          spectral_norm=full["g_spectral_norm"], bn_axis_name=axis, **common)
+    disc = ResNetDiscriminator(resolution=r, num_classes=nc, width=full["d_width"],
+                               blocks=d_blocks, spectral_norm=full["d_spectral_norm"], **common)
+    valid_g, valid_d = gen.stage_resolutions(), disc.block_resolutions()
+  # Check placements against the stage resolutions now, naming the config field.
+  normalize_placements(g_blocks, "g_blocks", valid_g)
+  normalize_placements(d_blocks, "d_blocks", valid_d)
+  return gen, disc

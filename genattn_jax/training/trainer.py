@@ -9,7 +9,8 @@ restores and verifies. A non-finite loss stops the run with `NonFiniteLossError`
 anything is saved, so the last checkpoint stays the last good one.
 
 Workdir layout: `checkpoints/<step>/`, `samples/step_<step>.png`, `fid_stats/real_*.npz`,
-`events.out.tfevents.*`, `metrics.jsonl` (one JSON line per evaluation).
+`events.out.tfevents.*`, `metrics.jsonl` (one JSON line per evaluation), `config.json` (the
+run's config, read back by `sampling.load_run`).
 """
 
 import json
@@ -20,7 +21,6 @@ from typing import Any, Dict, Optional
 
 from absl import logging
 import jax
-import numpy as np
 
 from genattn_jax import models
 from genattn_jax.data import pipeline
@@ -65,6 +65,9 @@ def train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
     jax.distributed.initialize()
   workdir = os.path.abspath(os.path.expanduser(workdir))
   os.makedirs(workdir, exist_ok=True)
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      f.write(config.to_json_best_effort(indent=2))
   tcfg, ecfg = config.training, config.eval
   generator, discriminator, train_step = build(config)
   eval_generator = models.build_gan(config.model)[0]
@@ -139,12 +142,3 @@ def train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
   last["workdir"] = workdir
   last["final_state"] = backend.get_state(dev_state) if tcfg.num_steps > start else state
   return last
-
-
-def ema_generator_variables(state: state_lib.GANState) -> Dict[str, Any]:
-  """Variables of the EMA generator, ready for `generator.apply(..., train=False)`."""
-  return {"params": state.ema_params, **state.g_state}
-
-
-def numpy_tree(tree):
-  return jax.tree_util.tree_map(np.asarray, tree)

@@ -1,0 +1,81 @@
+r"""FID / KID / Inception Score between two image sets.
+
+  python eval.py --real=PATH --fake=PATH [--json] [--save_stats=OUT.npz]
+
+Each PATH is an image folder (.png/.jpg/.jpeg, recursive), an .npz of images (array
+`images` or a single array; NHWC or NCHW; uint8 or float in [-1, 1]) or an .npz of
+statistics (`mu`, `sigma`, pytorch-fid layout). FID is always printed; KID when both
+sides are images; the Inception Score of the fake side when it is images and the
+Inception weights carry the classifier. `--save_stats` writes the statistics of the
+real side (e.g. to reuse a dataset's statistics), `--save_fake_stats` those of the fake
+side. `--json` prints a single JSON object instead of text. The logic lives in
+`genattn_jax.metrics.evaluate.evaluate_paths`.
+
+  python eval.py --real=PATH --workdir=runs/x [--num_images=10000]
+
+samples the fake side from the EMA generator of a `train.py` run's newest verified checkpoint.
+"""
+
+import json
+
+from absl import app
+from absl import flags
+
+from genattn_jax.metrics import evaluate
+from genattn_jax.training import sampling
+
+_REAL = flags.DEFINE_string("real", None, "Real images: folder, .npz of images or of stats.")
+_FAKE = flags.DEFINE_string("fake", None, "Generated images: folder, .npz of images or of "
+                            "stats. Exclusive with --workdir.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir: sample the fake images "
+                               "from its latest checkpoint instead of --fake.")
+_JSON = flags.DEFINE_bool("json", False, "Print one JSON object instead of text.")
+_SAVE_STATS = flags.DEFINE_string("save_stats", None, "Write the real side's statistics "
+                                  "(mu, sigma) to this .npz.")
+_SAVE_FAKE_STATS = flags.DEFINE_string("save_fake_stats", None, "Write the fake side's "
+                                       "statistics to this .npz.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Images per Inception forward pass.")
+_NUM_IMAGES = flags.DEFINE_integer("num_images", None, "Use at most this many images per "
+                                   "side (default: all).")
+_IMAGE_SIZE = flags.DEFINE_integer("image_size", None, "Resize folder images to this square "
+                                   "size (needed when a folder mixes sizes).")
+_WEIGHTS = flags.DEFINE_string("weights", None, "InceptionV3 FID weights (default: see "
+                               "genattn_jax.metrics.features.load_inception).")
+_KID = flags.DEFINE_bool("kid", True, "Compute KID when both sides are images.")
+_IS = flags.DEFINE_bool("inception_score", True, "Compute the Inception Score when possible.")
+_KID_SUBSETS = flags.DEFINE_integer("kid_subsets", 100, "KID: number of random subsets.")
+_KID_SUBSET_SIZE = flags.DEFINE_integer("kid_subset_size", 1000, "KID: samples per subset.")
+_IS_SPLITS = flags.DEFINE_integer("is_splits", 10, "Inception Score: number of splits.")
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of the KID subsets (and of --workdir sampling).")
+_PROGRESS = flags.DEFINE_bool("progress", True, "Show progress bars (on stderr).")
+
+
+def _fake_from_workdir(workdir: str):
+  return sampling.sample_images_from_workdir(workdir, num_images=_NUM_IMAGES.value,
+                                             batch_size=_BATCH_SIZE.value, seed=_SEED.value)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if not _REAL.value:
+    raise app.UsageError("--real is required (image folder, .npz of images or of stats).")
+  if bool(_FAKE.value) == bool(_WORKDIR.value):
+    raise app.UsageError("give exactly one of --fake and --workdir.")
+  fake = _FAKE.value if _FAKE.value else _fake_from_workdir(_WORKDIR.value)
+  size = _IMAGE_SIZE.value
+  result = evaluate.evaluate_paths(
+      _REAL.value, fake, weights_path=_WEIGHTS.value, batch_size=_BATCH_SIZE.value,
+      num_images=_NUM_IMAGES.value, image_size=(size, size) if size else None,
+      compute_kid=_KID.value, compute_is=_IS.value, kid_subsets=_KID_SUBSETS.value,
+      kid_subset_size=_KID_SUBSET_SIZE.value, is_splits=_IS_SPLITS.value,
+      seed=_SEED.value, save_real_stats=_SAVE_STATS.value,
+      save_fake_stats=_SAVE_FAKE_STATS.value, progress=_PROGRESS.value and not _JSON.value)
+  if _JSON.value:
+    print(json.dumps(result, sort_keys=True))
+  else:
+    print(evaluate.format_result(result))
+
+
+if __name__ == "__main__":
+  app.run(main)
