@@ -49,7 +49,10 @@ Guards (the machine must not be pushed into swapping or the OOM killer):
     the accelerator's memory if smaller) the row is 'oom (predicted ...)';
   * any block: if XLA's memory plan exceeds that limit (on CPU, or the
     MemAvailable of the moment if smaller, to spare other processes) it is
-    not run ('oom (XLA plan ...)'); a worker killed by SIGKILL (the kernel OOM
+    not run ('oom (XLA plan ...)'). The plan is a secondary guard only: on
+    CPU (jax 0.10.2) it leaves out the plain attention matrix (temp = 0 B
+    at 256x256, where the measured peak RSS is 4.2 GiB). A worker killed by
+    SIGKILL (the kernel OOM
     killer) or failing with RESOURCE_EXHAUSTED is reported as 'oom (...)';
   * a block whose predicted single-call time (from its previous size, scaled
     by the pixel ratio, squared for self-attention) exceeds `--max_call_s` is
@@ -99,6 +102,9 @@ BLOCKS: Dict[str, tuple] = {
 }
 # Blocks whose cost grows with (H * W)^2 rather than H * W.
 QUADRATIC = ("self_attention", "self_attention_mem_efficient")
+# Keys present (possibly None) in every result row.
+ROW_FIELDS = ("status", "median_ms", "min_ms", "compile_s", "peak_memory_bytes",
+              "ms_per_megapixel", "repeats", "xla_memory_bytes")
 GATE_PARAMS = ("gamma", "rho")
 GATE_VALUE = 0.5
 EQUALITY_TOL = 1e-5
@@ -257,8 +263,7 @@ def _measure(task: Dict[str, Any]) -> Dict[str, Any]:
   times = _timing.time_repeats(compiled, (params, x), repeats)
   out = compiled(params, x)
   result.update(_timing.summarize_ms(times))
-  result.update(warmup_ms=[1e3 * t for t in warm_s], repeats=repeats,
-                requested_repeats=task["repeats"])
+  result.update(warmup_ms=[1e3 * t for t in warm_s], repeats=repeats)
   result["output_shape"] = list(out.shape)
   result["output_dtype"] = str(out.dtype)
   result["output_finite"] = bool(jnp.all(jnp.isfinite(out)))
@@ -489,8 +494,11 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
                   "params_cache": os.path.join(tmp, f"params_{group}.msgpack"),
                   "module_kwargs": _module_kwargs(args, block)}
           row.update(_run_in_worker(ctx, task, args.timeout_s))
+        row["requested_repeats"] = args.repeats
         if row.get("status") == "ok":
           row["ms_per_megapixel"] = row["median_ms"] / (args.batch * size * size / 1e6)
+        for field in ROW_FIELDS:  # the same keys in every row; None = not measured
+          row.setdefault(field, None)
         _log(f"{block:>30s} {size:5d}: {row['status']}" +
              (f", median {row['median_ms']:.2f} ms, compile {row['compile_s']:.2f} s"
               if row.get("status") == "ok" else ""))

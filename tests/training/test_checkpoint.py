@@ -1,0 +1,238 @@
+"""`Checkpointer`: round trips, refusal of damaged checkpoints, retention, iterator position.
+
+The states are real `GANState`s of a tiny dense G / D pair (with Adam states that have taken
+an update), so the test needs no compile beyond a few eager ops.
+"""
+
+import json
+import logging
+import pathlib
+import shutil
+
+import chex
+import flax.linen as nn
+import grain
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from genattn_jax.training import checkpoint as ckpt_lib
+from genattn_jax.training import config as config_lib
+from genattn_jax.training import state as state_lib
+
+
+class _G(nn.Module):
+
+  @nn.compact
+  def __call__(self, z, y=None, train=True):
+    del y
+    h = nn.BatchNorm(use_running_average=not train)(nn.Dense(8)(z))
+    return jnp.tanh(nn.Dense(4 * 4 * 3)(h)).reshape(z.shape[0], 4, 4, 3)
+
+
+class _D(nn.Module):
+
+  @nn.compact
+  def __call__(self, x, y=None, train=True):
+    del y, train
+    return nn.Dense(1)(nn.Dense(64)(x.reshape(x.shape[0], -1)))[:, 0]
+
+
+@pytest.fixture(scope="module")
+def gan_state():
+  """A GANState whose Adam moments, counts and step are not at their initial values."""
+  c = config_lib.base_config("sndcgan", 8)
+  c.model.resolution = c.data.image_size = 4
+  c.model.z_dim = 4
+  c.optimizer.grad_clip = 1.0  # chain(clip, adam): a nested optax state
+  st = state_lib.create_gan_state(c, _G(), _D(), jax.random.PRNGKey(0))
+  g_tx, d_tx = state_lib.make_optimizers(c)
+  ones = lambda tree: jax.tree_util.tree_map(lambda p: jnp.full_like(p, 0.1), tree)
+  g_up, g_opt = g_tx.update(ones(st.g_params), st.g_opt_state, st.g_params)
+  d_up, d_opt = d_tx.update(ones(st.d_params), st.d_opt_state, st.d_params)
+  g_params = optax.apply_updates(st.g_params, g_up)
+  return jax.device_get(st.replace(
+      step=jnp.asarray(7, jnp.int32), g_params=g_params,
+      d_params=optax.apply_updates(st.d_params, d_up), g_opt_state=g_opt, d_opt_state=d_opt,
+      ema_params=jax.tree_util.tree_map(lambda p: 0.5 * p, g_params)))
+
+
+def shifted(state, delta: float):
+  """The same structure with every float leaf moved by `delta` (a distinct checkpoint)."""
+  return jax.tree_util.tree_map(
+      lambda x: x + np.asarray(delta, x.dtype) if np.issubdtype(x.dtype, np.floating) else x,
+      state)
+
+
+def zeros_like(state):
+  return jax.tree_util.tree_map(np.zeros_like, state)
+
+
+def assert_same_state(got, expected):
+  assert jax.tree_util.tree_structure(got) == jax.tree_util.tree_structure(expected)
+  for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(expected)):
+    assert np.asarray(a).dtype == np.asarray(b).dtype
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+@pytest.mark.parametrize("async_save", [False, True])
+def test_round_trip(tmp_path, gan_state, async_save):
+  ckpt = ckpt_lib.Checkpointer(str(tmp_path), keep=3, async_save=async_save)
+  ckpt.save(7, gan_state)
+  ckpt.wait()
+  assert ckpt.all_steps() == [7]
+  restored = ckpt.restore(7, zeros_like(gan_state))
+  assert_same_state(restored, gan_state)
+  # The optax state types survive: chain(clip, adam) -> (EmptyState, (ScaleByAdamState, ...)).
+  assert isinstance(optax.tree_utils.tree_get(restored.d_opt_state, "count"), (np.ndarray,
+                                                                                jax.Array))
+  assert type(restored) is state_lib.GANState
+  adam_states = [s for s in jax.tree_util.tree_leaves(
+      restored.g_opt_state, is_leaf=lambda s: isinstance(s, optax.ScaleByAdamState))
+                 if isinstance(s, optax.ScaleByAdamState)]
+  assert len(adam_states) == 1 and int(adam_states[0].count) == 1
+  chex.assert_trees_all_equal(adam_states[0].mu, optax.tree_utils.tree_get(
+      gan_state.g_opt_state, "mu"))
+  ckpt.close()
+  # A new Checkpointer on the same directory (a restarted run) finds it as the latest.
+  step, latest = ckpt_lib.Checkpointer(str(tmp_path), async_save=False).restore_latest(
+      zeros_like(gan_state))
+  assert step == 7
+  assert_same_state(latest, gan_state)
+
+
+def test_nothing_saved_returns_target(tmp_path, gan_state):
+  target = zeros_like(gan_state)
+  step, got = ckpt_lib.Checkpointer(str(tmp_path), async_save=False).restore_latest(target)
+  assert step is None and got is target
+
+
+def _two_checkpoints(directory, state):
+  ckpt = ckpt_lib.Checkpointer(str(directory), keep=5, async_save=False)
+  ckpt.save(1, shifted(state, 1.0))
+  ckpt.save(2, shifted(state, 2.0))
+  ckpt.close()
+
+
+def _refusal_logged(caplog, step: int) -> bool:
+  return any(f"checkpoint {step} in" in r.getMessage() and "unusable" in r.getMessage()
+             for r in caplog.records if r.levelno >= logging.ERROR)
+
+
+def test_flipped_bytes_fall_back_to_previous(tmp_path, gan_state, caplog):
+  _two_checkpoints(tmp_path, gan_state)
+  # The largest data file of step 2's state (it holds D's 48x64 kernel).
+  files = [p for p in (tmp_path / "2" / "state").rglob("*") if p.is_file()]
+  target = max(files, key=lambda p: p.stat().st_size)
+  assert target.stat().st_size > 4000
+  data = bytearray(target.read_bytes())
+  mid = len(data) // 2
+  for i in range(mid, mid + 16):
+    data[i] ^= 0xFF
+  target.write_bytes(bytes(data))
+  caplog.set_level(logging.ERROR)
+  # Whether the damage breaks decompression or silently changes the array bytes (caught by
+  # the sha256 manifest), step 2 must not be returned.
+  step, restored = ckpt_lib.Checkpointer(str(tmp_path), async_save=False).restore_latest(
+      zeros_like(gan_state))
+  assert step == 1
+  assert_same_state(restored, shifted(gan_state, 1.0))
+  assert _refusal_logged(caplog, 2)
+
+
+def test_checksum_mismatch_is_refused(tmp_path, gan_state, caplog):
+  _two_checkpoints(tmp_path, gan_state)
+  meta_file = tmp_path / "2" / "meta" / "metadata"
+  meta = json.loads(meta_file.read_text())
+  key = sorted(meta["checksums"])[0]
+  meta["checksums"][key] = "0" * 64
+  meta_file.write_text(json.dumps(meta))
+  ckpt = ckpt_lib.Checkpointer(str(tmp_path), async_save=False)
+  with pytest.raises(ckpt_lib.CheckpointError, match="sha256"):
+    ckpt.restore(2, zeros_like(gan_state))
+  caplog.set_level(logging.ERROR)
+  step, restored = ckpt.restore_latest(zeros_like(gan_state))
+  assert step == 1
+  assert_same_state(restored, shifted(gan_state, 1.0))
+  assert _refusal_logged(caplog, 2)
+  assert any("CheckpointError" in r.getMessage() for r in caplog.records)
+
+
+def test_verify_checksums_direct(gan_state):
+  sums = ckpt_lib.state_checksums(gan_state)
+  assert len(sums) == len(jax.tree_util.tree_leaves(gan_state))
+  ckpt_lib.verify_checksums(gan_state, sums, 3)
+  with pytest.raises(ckpt_lib.CheckpointError, match="fails its sha256"):
+    ckpt_lib.verify_checksums(shifted(gan_state, 1e-3), sums, 3)
+  with pytest.raises(ckpt_lib.CheckpointError, match="differ from the saved manifest"):
+    ckpt_lib.verify_checksums(gan_state, {**sums, "['extra']": "0" * 64}, 3)
+
+
+def test_empty_and_temporary_step_dirs_are_skipped(tmp_path, gan_state, caplog):
+  _two_checkpoints(tmp_path, gan_state)
+  (tmp_path / "3").mkdir()  # an empty step directory
+  # A complete-looking copy that never got its final name (cut off before the rename).
+  shutil.copytree(tmp_path / "2", tmp_path / "4.orbax-checkpoint-tmp-1700000000")
+  caplog.set_level(logging.ERROR)
+  ckpt = ckpt_lib.Checkpointer(str(tmp_path), async_save=False)
+  assert 4 not in ckpt.all_steps()
+  step, restored = ckpt.restore_latest(zeros_like(gan_state))
+  assert step == 2
+  assert_same_state(restored, shifted(gan_state, 2.0))
+  assert _refusal_logged(caplog, 3)
+
+
+def _step_dirs(directory: pathlib.Path):
+  return sorted(int(p.name) for p in directory.iterdir() if p.is_dir() and p.name.isdigit())
+
+
+def test_retention_keeps_newest_and_best_fid(tmp_path, gan_state):
+  ckpt = ckpt_lib.Checkpointer(str(tmp_path), keep=2, async_save=False)
+  # FID only at evaluation steps (2, 4) as in the trainer; lower is better; NaN = no metric.
+  fids = {1: None, 2: 10.0, 3: None, 4: 20.0, 5: float("nan"), 6: None}
+  for step, fid in fids.items():
+    ckpt.save(step, shifted(gan_state, step), fid=fid)
+  ckpt.close()
+  assert _step_dirs(tmp_path) == [2, 5, 6]
+  ckpt = ckpt_lib.Checkpointer(str(tmp_path), keep=2, async_save=False)
+  assert ckpt.all_steps() == [2, 5, 6]
+  assert_same_state(ckpt.restore(2, zeros_like(gan_state)), shifted(gan_state, 2))
+
+
+def test_retention_best_moves_to_lower_fid(tmp_path, gan_state):
+  ckpt = ckpt_lib.Checkpointer(str(tmp_path), keep=1, async_save=False)
+  for step, fid in ((1, 5.0), (2, 1.0), (3, 3.0), (4, 0.5), (5, 4.0)):
+    ckpt.save(step, shifted(gan_state, step), fid=fid)
+  ckpt.close()
+  assert _step_dirs(tmp_path) == [4, 5]
+
+
+def _loader(seed: int = 3):
+  return grain.DataLoader(
+      data_source=grain.sources.RangeDataSource(0, 23, 1),
+      sampler=grain.samplers.IndexSampler(num_records=23, shuffle=True, seed=seed,
+                                          num_epochs=None,
+                                          shard_options=grain.sharding.NoSharding()),
+      operations=[grain.transforms.Batch(5, drop_remainder=True)], worker_count=0)
+
+
+def test_data_iterator_position_restores(tmp_path, gan_state):
+  it = iter(_loader())
+  for _ in range(6):  # past the first epoch (4 batches of 5 from 23 records)
+    next(it)
+  ckpt = ckpt_lib.Checkpointer(str(tmp_path), async_save=False)
+  ckpt.save(6, gan_state, data_iterator=it)
+  ckpt.wait()
+  expected = [np.asarray(next(it)) for _ in range(4)]
+  fresh = iter(_loader())
+  first = np.asarray(next(fresh))
+  assert not np.array_equal(first, expected[0])
+  step, restored = ckpt.restore_latest(zeros_like(gan_state), data_iterator=fresh)
+  assert step == 6
+  assert_same_state(restored, gan_state)
+  got = [np.asarray(next(fresh)) for _ in range(4)]
+  for g, e in zip(got, expected):
+    np.testing.assert_array_equal(g, e)
+  ckpt.close()
