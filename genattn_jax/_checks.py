@@ -1,6 +1,6 @@
 """Argument checks shared by every module: each raises ValueError naming the argument."""
 
-from typing import Sequence, Tuple
+from typing import Sequence, Tuple, Union
 
 import numpy as np
 
@@ -41,3 +41,24 @@ def check_in(value, allowed: Sequence, name: str) -> None:
   """Raises ValueError unless `value` is one of `allowed`."""
   if value not in allowed:
     raise ValueError(f"`{name}` must be one of {tuple(allowed)}, got {value!r}.")
+
+
+def to_pair(value: Union[int, Sequence[int]], name: str) -> Tuple[int, int]:
+  """Turns an int or a 2-sequence of positive ints into a pair.
+
+  Args:
+    value: an int `v` (read as `(v, v)`) or a sequence of two ints.
+    name: argument name used in error messages.
+
+  Returns:
+    The pair as a tuple of two ints.
+
+  Raises:
+    ValueError: if `value` does not hold exactly two entries, or an entry is not > 0.
+  """
+  pair = (value, value) if isinstance(value, int) else tuple(value)
+  if len(pair) != 2:
+    raise ValueError(f"`{name}` must be an int or a pair of ints, got {value!r}.")
+  for v in pair:
+    check_positive(v, name)
+  return pair  # type: ignore[return-value]

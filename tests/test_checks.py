@@ -28,3 +28,12 @@ def test_check_in_and_positive():
     _checks.check_in("c", ("a", "b"), "mode")
   with pytest.raises(ValueError, match="`eps` must be > 0"):
     _checks.check_positive(0.0, "eps")
+
+
+def test_to_pair():
+  assert _checks.to_pair(3, "kernel_size") == (3, 3)
+  assert _checks.to_pair([2, 5], "strides") == (2, 5)
+  with pytest.raises(ValueError, match="`kernel_size` must be an int or a pair of ints"):
+    _checks.to_pair((1, 2, 3), "kernel_size")
+  with pytest.raises(ValueError, match="`strides` must be > 0"):
+    _checks.to_pair((2, 0), "strides")

@@ -25,16 +25,6 @@ CAM_VARIANTS = ("I", "II")
 RESIZE_METHODS = ("nearest", "linear", "bilinear", "cubic", "bicubic", "lanczos3", "lanczos5")
 
 
-def _pair(value, name: str) -> Tuple[int, int]:
-  """Turns an int or a 2-sequence of positive ints into a pair."""
-  pair = (value, value) if isinstance(value, int) else tuple(value)
-  if len(pair) != 2:
-    raise ValueError(f"`{name}` must be an int or a pair of ints, got {value!r}.")
-  for v in pair:
-    _checks.check_positive(v, name)
-  return pair  # type: ignore[return-value]
-
-
 def _check_feature_list(features, name: str = "features") -> List[Array]:
   """Checks that `features` is a list/tuple of >= 2 NHWC maps with one batch size."""
   if not isinstance(features, (list, tuple)):
@@ -103,7 +93,7 @@ class SpatialAttentionModule(nn.Module):
         or if `kernel_size` is not a positive int or pair.
     """
     _checks.check_nhwc(x, "x")
-    kernel_size = _pair(self.kernel_size, "kernel_size")
+    kernel_size = _checks.to_pair(self.kernel_size, "kernel_size")
     if self.dtype is not None:
       x = jnp.asarray(x, self.dtype)
     pooled = jnp.concatenate(
@@ -202,8 +192,8 @@ class ChannelAttentionModule(nn.Module):
     hidden = c if self.hidden_features is None else self.hidden_features
     _checks.check_positive(branch_features, "branch_features")
     _checks.check_positive(hidden, "hidden_features")
-    branch_kernel = _pair(self.branch_kernel_size, "branch_kernel_size")
-    fuse_kernel = _pair(self.fuse_kernel_size, "fuse_kernel_size")
+    branch_kernel = _checks.to_pair(self.branch_kernel_size, "branch_kernel_size")
+    fuse_kernel = _checks.to_pair(self.fuse_kernel_size, "fuse_kernel_size")
 
     def conv(features, kernel, name):
       return self.conv(features=features, kernel_size=kernel, padding="SAME",

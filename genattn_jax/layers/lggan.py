@@ -36,16 +36,6 @@ FUSIONS = ("sum", "conv")
 POOLINGS = ("mask", "global")
 
 
-def _pair(value, name: str) -> Tuple[int, int]:
-  """Turns an int or a 2-sequence of positive ints into a pair."""
-  pair = (value, value) if isinstance(value, int) else tuple(value)
-  if len(pair) != 2:
-    raise ValueError(f"`{name}` must be an int or a pair of ints, got {value!r}.")
-  for v in pair:
-    _checks.check_positive(v, name)
-  return pair  # type: ignore[return-value]
-
-
 def label_masks(labels: Array, num_classes: int, spatial: Optional[Tuple[int, int, int]] = None,
                 dtype: Dtype = jnp.float32, name: str = "labels") -> Array:
   """Turns a label map into per-class masks `M_k` as a [B, H, W, K] array.
@@ -186,8 +176,8 @@ class ClassSpecificLocalGeneration(nn.Module):
     _checks.check_positive(self.out_features, "out_features")
     for width in self.hidden_features:
       _checks.check_positive(width, "hidden_features")
-    kernel = _pair(self.kernel_size, "kernel_size")
-    fusion_kernel = _pair(self.fusion_kernel_size, "fusion_kernel_size")
+    kernel = _checks.to_pair(self.kernel_size, "kernel_size")
+    fusion_kernel = _checks.to_pair(self.fusion_kernel_size, "fusion_kernel_size")
     if self.dtype is not None:
       features = jnp.asarray(features, self.dtype)
     masks = label_masks(labels, self.num_classes, (b, h, w), features.dtype)
@@ -437,7 +427,7 @@ class AttentionFusion(nn.Module):
           f"`features` is [B, h, w] = {(b, h, w)}; with {len(self.hidden_features)} "
           f"upsampling blocks it must be {(gb, gh // scale, gw // scale)} to reach the "
           f"images' [B, H, W] = {(gb, gh, gw)}.")
-    kernel = _pair(self.kernel_size, "kernel_size")
+    kernel = _checks.to_pair(self.kernel_size, "kernel_size")
     x = features if self.dtype is None else jnp.asarray(features, self.dtype)
     for i, width in enumerate(self.hidden_features):
       _checks.check_positive(width, "hidden_features")

@@ -43,6 +43,29 @@ def _train_flag(module: nn.Module, flag: Optional[bool]) -> bool:
   return bool(flag)
 
 
+def _apply_spectral_norm(module: nn.Module, layer: nn.Module, x: jax.Array,
+                         update_stats: Optional[bool]) -> jax.Array:
+  """Wraps `layer` in `nn.SpectralNorm` with the wrapper's settings and applies it.
+
+  Shared by `SpectralConv`, `SpectralDense` and `SpectralConvTranspose`; must be
+  called from the wrapper's compact `__call__` so that the `nn.SpectralNorm`
+  submodule is registered on `module` under the name `'sn'`.
+
+  Args:
+    module: the calling wrapper (provides `n_steps`, `eps`, `dtype`, `param_dtype`).
+    layer: the unnormalized layer whose kernel is normalized.
+    x: the input, already checked by the caller.
+    update_stats: as in `SpectralConv.__call__`.
+
+  Returns:
+    `layer` applied to `x` with its kernel divided by its spectral norm.
+  """
+  sn = nn.SpectralNorm(layer, n_steps=module.n_steps, epsilon=module.eps,
+                       dtype=module.dtype, param_dtype=module.param_dtype,
+                       collection_name=_STATS, name="sn")
+  return sn(x, update_stats=_train_flag(module, update_stats))
+
+
 # ---------------------------------------------------------------------------
 # Spectral normalization wrappers.
 # ---------------------------------------------------------------------------
@@ -114,9 +137,7 @@ class SpectralConv(nn.Module):
         feature_group_count=self.feature_group_count, use_bias=self.use_bias,
         dtype=self.dtype, param_dtype=self.param_dtype, kernel_init=self.kernel_init,
         bias_init=self.bias_init, name="conv")
-    sn = nn.SpectralNorm(conv, n_steps=self.n_steps, epsilon=self.eps, dtype=self.dtype,
-                         param_dtype=self.param_dtype, collection_name=_STATS, name="sn")
-    return sn(x, update_stats=_train_flag(self, update_stats))
+    return _apply_spectral_norm(self, conv, x, update_stats)
 
 
 class SpectralDense(nn.Module):
@@ -165,9 +186,7 @@ class SpectralDense(nn.Module):
     dense = nn.Dense(features=self.features, use_bias=self.use_bias, dtype=self.dtype,
                      param_dtype=self.param_dtype, kernel_init=self.kernel_init,
                      bias_init=self.bias_init, name="dense")
-    sn = nn.SpectralNorm(dense, n_steps=self.n_steps, epsilon=self.eps, dtype=self.dtype,
-                         param_dtype=self.param_dtype, collection_name=_STATS, name="sn")
-    return sn(x, update_stats=_train_flag(self, update_stats))
+    return _apply_spectral_norm(self, dense, x, update_stats)
 
 
 class SpectralConvTranspose(nn.Module):
@@ -234,9 +253,7 @@ class SpectralConvTranspose(nn.Module):
         transpose_kernel=self.transpose_kernel, dtype=self.dtype,
         param_dtype=self.param_dtype, kernel_init=self.kernel_init,
         bias_init=self.bias_init, name="conv_transpose")
-    sn = nn.SpectralNorm(conv, n_steps=self.n_steps, epsilon=self.eps, dtype=self.dtype,
-                         param_dtype=self.param_dtype, collection_name=_STATS, name="sn")
-    return sn(x, update_stats=_train_flag(self, update_stats))
+    return _apply_spectral_norm(self, conv, x, update_stats)
 
 
 # ---------------------------------------------------------------------------

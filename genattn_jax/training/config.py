@@ -22,7 +22,8 @@ def base_config(model_name: str = "sndcgan", resolution: int = 32) -> ml_collect
     parallel:   backend 'jit' (Mesh + NamedSharding) or 'pmap'; distributed (multi-host
                 `jax.distributed.initialize()`).
     checkpoint: every_steps, keep (newest K; the best-FID one is kept too), async_save.
-    eval:       every_steps (0 = never), num_real, num_fake, real_split, batch_size, grid_rows.
+    eval:       every_steps (0 = never), num_real, num_fake, real_split, real_stats (a
+                precomputed .npz used instead of real_split), batch_size, grid_rows.
   """
   from genattn_jax import models  # pylint: disable=g-import-not-at-top
   c = ml_collections.ConfigDict()
@@ -72,6 +73,7 @@ def base_config(model_name: str = "sndcgan", resolution: int = 32) -> ml_collect
   c.eval.num_real = 10_000
   c.eval.num_fake = 10_000
   c.eval.real_split = "test"
+  c.eval.real_stats = ""  # optional precomputed real statistics (.npz with mu, sigma)
   c.eval.batch_size = 100
   c.eval.grid_rows = 8
   return c

@@ -74,19 +74,33 @@ def _real_stats_path(workdir: str, data_config, split: str, num_images: int) -> 
 def real_statistics(workdir: str, config) -> tuple:
   """FID statistics (mu, sigma) of the real data, computed once and cached in the workdir.
 
-  Uses `config.eval.real_split` (default the training split, without flips) and at most
-  `config.eval.num_real` images.
+  With `config.eval.real_stats` set (a pytorch-fid compatible `.npz` with `mu` and `sigma`,
+  e.g. written by `eval.py --save_stats`), those statistics are used as they are. Otherwise
+  they are computed from `config.eval.real_split` (default the training split, without flips),
+  at most `config.eval.num_real` images taken in a seeded shuffled order, so a subset of a
+  class-sorted split is still a uniform sample.
+
+  Raises:
+    FileNotFoundError: `config.eval.real_stats` names a missing file.
   """
   from genattn_jax.data import pipeline  # pylint: disable=g-import-not-at-top
   from genattn_jax.metrics import features, fid  # pylint: disable=g-import-not-at-top
   ecfg = config.eval
+  stats_file = ecfg.get("real_stats") or ""
+  if stats_file:
+    stats_file = os.path.expanduser(stats_file)
+    if not os.path.exists(stats_file):
+      raise FileNotFoundError(f"`config.eval.real_stats` = {stats_file!r} does not exist; give a "
+                              "`.npz` with `mu` and `sigma` (eval.py --save_stats writes one) or "
+                              "set it to '' to compute the statistics from the data.")
+    return fid.load_statistics(stats_file)
   split = ecfg.get("real_split") or config.data.split
   path = _real_stats_path(workdir, config.data, split, ecfg.num_real)
   if os.path.exists(path):
     return fid.load_statistics(path)
   loader = pipeline.create_data_loader(
       config.data, global_batch_size=ecfg.batch_size * jax.process_count(), seed=0,
-      split=split, shuffle=False, num_epochs=1, random_flip=False, drop_remainder=False)
+      split=split, shuffle=True, num_epochs=1, random_flip=False, drop_remainder=False)
 
   def batches():
     seen = 0

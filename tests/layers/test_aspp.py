@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from genattn_jax.layers.aspp import ASPP
-from tests.layers.test_spap import np_conv
+from tests.layers._util import np_conv
 
 
 def normal(key, shape):

@@ -8,19 +8,7 @@ import numpy as np
 
 from genattn_jax.layers.cbam import CBAM
 from genattn_jax.layers.norms import SpectralConv, SpectralDense
-
-
-def _np_conv_same(x, kernel, bias):
-  """Zero-padded 'SAME' stride-1 conv, float64: x [B,H,W,Ci], kernel [k,k,Ci,Co]."""
-  k = kernel.shape[0]
-  p = k // 2
-  xp = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
-  h, w = x.shape[1:3]
-  out = np.zeros(x.shape[:3] + (kernel.shape[-1],))
-  for i in range(k):
-    for j in range(k):
-      out += xp[:, i:i + h, j:j + w, :] @ kernel[i, j]
-  return out + bias
+from tests.layers._util import np_conv
 
 
 def _np_cbam(params, x):
@@ -35,7 +23,7 @@ def _np_cbam(params, x):
   mc = sigmoid(mlp(x.mean(axis=(1, 2))) + mlp(x.max(axis=(1, 2))))
   x = x * mc[:, None, None, :]
   desc = np.concatenate([x.max(-1, keepdims=True), x.mean(-1, keepdims=True)], -1)
-  ms = sigmoid(_np_conv_same(desc, p["spatial_conv"]["kernel"], p["spatial_conv"]["bias"]))
+  ms = sigmoid(np_conv(desc, p["spatial_conv"]["kernel"], p["spatial_conv"]["bias"]))
   return x * ms
 
 

@@ -11,22 +11,7 @@ import numpy as np
 import pytest
 
 from genattn_jax.layers import dagan
-
-
-def np_conv2d(x, kernel, bias=None):
-  """Stride-1 'SAME' (zero-padded) cross-correlation, NHWC x HWIO, odd kernels."""
-  x = np.asarray(x, np.float64)
-  kernel = np.asarray(kernel, np.float64)
-  kh, kw = kernel.shape[:2]
-  b, h, w, _ = x.shape
-  xp = np.pad(x, ((0, 0), (kh // 2, kh // 2), (kw // 2, kw // 2), (0, 0)))
-  out = np.zeros((b, h, w, kernel.shape[-1]))
-  for i in range(kh):
-    for j in range(kw):
-      out += np.einsum("bhwc,cd->bhwd", xp[:, i:i + h, j:j + w], kernel[i, j])
-  if bias is not None:
-    out += np.asarray(bias, np.float64)
-  return out
+from tests.layers._util import np_conv, np_normal, np_random_init
 
 
 def np_sigmoid(z):
@@ -38,7 +23,7 @@ def np_sam(params, x):
   x = np.asarray(x, np.float64)
   pooled = np.concatenate([x.mean(-1, keepdims=True), x.max(-1, keepdims=True)], -1)
   p = params["conv"]
-  return x * np_sigmoid(np_conv2d(pooled, p["kernel"], p.get("bias")))
+  return x * np_sigmoid(np_conv(pooled, p["kernel"], p.get("bias")))
 
 
 def np_cam(params, feats, variant):
@@ -51,8 +36,8 @@ def np_cam(params, feats, variant):
   for i, f in enumerate(feats[:-1]):
     f = np.repeat(np.repeat(f, h // f.shape[1], axis=1), w // f.shape[2], axis=2)
     p = params[f"branch_{i}"]
-    branches.append(np_conv2d(f, p["kernel"], p["bias"]))
-  fused = np_conv2d(np.concatenate(branches, -1), params["fuse"]["kernel"], params["fuse"]["bias"])
+    branches.append(np_conv(f, p["kernel"], p["bias"]))
+  fused = np_conv(np.concatenate(branches, -1), params["fuse"]["kernel"], params["fuse"]["bias"])
   alpha = np.concatenate([fused, last], -1).mean(axis=(1, 2))  # [B, 2C]
   p0, p1 = params["scale_0"], params["scale_1"]
   gamma = np.maximum(alpha @ p0["kernel"][0, 0] + p0["bias"], 0.0) @ p1["kernel"][0, 0] + p1["bias"]
@@ -62,29 +47,10 @@ def np_cam(params, feats, variant):
   return delta * last + fused
 
 
-def _init(module, *args, seed=0):
-  """Random variables with the shapes and dtypes `module.init` gives, drawn with
-  NumPy: only traces the module, so the PRNG initialisers are never compiled
-  (that compile dominates the CPU time of these tiny tests)."""
-  shapes = jax.eval_shape(module.init, jax.random.PRNGKey(0), *args)
-  rng = np.random.default_rng(seed)
-
-  def draw(s):
-    fan_in = int(np.prod(s.shape[:-1])) if len(s.shape) > 1 else 1
-    return jnp.asarray(rng.standard_normal(s.shape) / np.sqrt(fan_in), s.dtype)
-
-  return jax.tree_util.tree_map(draw, shapes)
-
-
-def _normal(seed, shape):
-  """Standard-normal float32 input drawn with NumPy (no PRNG compile)."""
-  return jnp.asarray(np.random.default_rng(seed).standard_normal(shape), jnp.float32)
-
-
 def _features(seed, batch, h, w):
   """Three backbone maps: two earlier (1/2 and full size) and the last one."""
-  return [_normal(seed, (batch, h // 2, w // 2, 3)), _normal(seed + 100, (batch, h, w, 2)),
-          _normal(seed + 200, (batch, h, w, 4))]
+  return [np_normal(seed, (batch, h // 2, w // 2, 3)), np_normal(seed + 100, (batch, h, w, 2)),
+          np_normal(seed + 200, (batch, h, w, 4))]
 
 
 class SpatialAttentionTest(chex.TestCase):
@@ -92,15 +58,15 @@ class SpatialAttentionTest(chex.TestCase):
   @chex.variants(with_jit=True, without_jit=True)
   @parameterized.named_parameters(("square_b1", 1, 8, 8), ("nonsquare_b3", 3, 8, 12))
   def test_matches_numpy(self, batch, h, w):
-    x = _normal(1, (batch, h, w, 5))
+    x = np_normal(1, (batch, h, w, 5))
     module = dagan.SpatialAttentionModule(use_bias=True)
-    params = _init(module, x)["params"]
+    params = np_random_init(module, x)["params"]
     out = self.variant(lambda p, x: module.apply({"params": p}, x))(params, x)
     chex.assert_shape(out, (batch, h, w, 5))
     chex.assert_trees_all_close(np.asarray(out), np_sam(params, x), atol=1e-5)
 
   def test_attention_map_in_unit_interval_and_conv_injectable(self):
-    x = _normal(2, (2, 8, 12, 3))
+    x = np_normal(2, (2, 8, 12, 3))
     zero_conv = functools.partial(nn.Conv, kernel_init=nn.initializers.zeros)
     module = dagan.SpatialAttentionModule(conv=zero_conv, kernel_size=7)
     variables = jax.jit(module.init)(jax.random.PRNGKey(0), x)  # the real (zero) init
@@ -114,7 +80,7 @@ class SpatialAttentionTest(chex.TestCase):
   def test_bad_rank(self):
     module = dagan.SpatialAttentionModule()
     with pytest.raises(ValueError, match="`x` must have rank 4"):
-      _init(module, jnp.zeros((8, 8, 3)))
+      np_random_init(module, jnp.zeros((8, 8, 3)))
 
 
 class ChannelAttentionTest(chex.TestCase):
@@ -125,7 +91,7 @@ class ChannelAttentionTest(chex.TestCase):
   def test_matches_numpy(self, variant, batch, h, w):
     feats = _features(3, batch, h, w)
     module = dagan.ChannelAttentionModule(variant=variant, hidden_features=3)
-    params = _init(module, feats)["params"]
+    params = np_random_init(module, feats)["params"]
     out = self.variant(lambda p, f: module.apply({"params": p}, f))(params, feats)
     chex.assert_shape(out, (batch, h, w, 4))
     chex.assert_trees_all_close(np.asarray(out), np_cam(params, feats, variant), atol=1e-5)
@@ -133,7 +99,7 @@ class ChannelAttentionTest(chex.TestCase):
   def test_variants_differ_and_weights_sown(self):
     feats = _features(4, 2, 8, 8)
     mod1 = dagan.ChannelAttentionModule(variant="I")
-    variables = _init(mod1, feats)
+    variables = np_random_init(mod1, feats)
     out1, state = jax.jit(functools.partial(mod1.apply, mutable=["intermediates"]))(
         variables, feats)
     out2 = jax.jit(dagan.ChannelAttentionModule(variant="II").apply)(variables, feats)
@@ -143,9 +109,9 @@ class ChannelAttentionTest(chex.TestCase):
     assert np.all((delta > 0) & (delta < 1))
 
   def test_bilinear_resize_any_sizes(self):
-    feats = [_normal(5, (3, 3, 5, 6)), _normal(6, (3, 8, 12, 4))]
+    feats = [np_normal(5, (3, 3, 5, 6)), np_normal(6, (3, 8, 12, 4))]
     module = dagan.ChannelAttentionModule(resize_method="bilinear", branch_features=2)
-    variables = _init(module, feats)
+    variables = np_random_init(module, feats)
     out = jax.jit(module.apply)(variables, feats)
     chex.assert_shape(out, (3, 8, 12, 4))
     chex.assert_tree_all_finite(out)
@@ -160,12 +126,12 @@ class ChannelAttentionTest(chex.TestCase):
     feats = _features(6, 2, 8, 8)
     module = dagan.ChannelAttentionModule()
     with pytest.raises(ValueError, match=message):
-      _init(module, make(feats))
+      np_random_init(module, make(feats))
 
   def test_bad_variant(self):
     feats = _features(6, 2, 8, 8)
     with pytest.raises(ValueError, match="`variant` must be one of"):
-      _init(dagan.ChannelAttentionModule(variant="III"), feats)
+      np_random_init(dagan.ChannelAttentionModule(variant="III"), feats)
 
 
 class DualAttentionTest(chex.TestCase):
@@ -175,7 +141,7 @@ class DualAttentionTest(chex.TestCase):
   def test_is_sum_of_sam_and_cam(self, batch, h, w):
     feats = _features(7, batch, h, w)
     module = dagan.DualAttention(cam_variant="II")
-    params = _init(module, feats)["params"]
+    params = np_random_init(module, feats)["params"]
     out = self.variant(lambda p, f: module.apply({"params": p}, f))(params, feats)
     chex.assert_shape(out, (batch, h, w, 4))
     expected = np_sam(params["sam"], feats[-1]) + np_cam(params["cam"], feats, "II")
@@ -184,7 +150,7 @@ class DualAttentionTest(chex.TestCase):
   def test_gradients_finite(self):
     feats = _features(8, 2, 8, 12)
     module = dagan.DualAttention()
-    params = _init(module, feats)["params"]
+    params = np_random_init(module, feats)["params"]
 
     def loss(p, f):
       return jnp.mean(module.apply({"params": p}, f) ** 2)
@@ -198,7 +164,7 @@ class DualAttentionTest(chex.TestCase):
   def test_bfloat16(self):
     feats = [f.astype(jnp.bfloat16) for f in _features(9, 3, 8, 12)]
     module = dagan.DualAttention(dtype=jnp.bfloat16)
-    variables = _init(module, feats)
+    variables = np_random_init(module, feats)
     for leaf in jax.tree_util.tree_leaves(variables):
       assert leaf.dtype == jnp.float32
     out = jax.jit(module.apply)(variables, feats)

@@ -10,26 +10,10 @@ import numpy as np
 import pytest
 
 from genattn_jax.layers import lggan
+from tests.layers._util import np_conv, np_normal, np_random_init
 
 K = 4  # classes
 N = 3  # feature channels
-
-
-def np_conv2d(x, kernel, bias=None, mode="constant"):
-  """Stride-1 same-size cross-correlation, NHWC x HWIO, odd kernels; `mode`
-  is np.pad's ('constant' = zero padding, 'reflect' = reflect padding)."""
-  x = np.asarray(x, np.float64)
-  kernel = np.asarray(kernel, np.float64)
-  kh, kw = kernel.shape[:2]
-  b, h, w, _ = x.shape
-  xp = np.pad(x, ((0, 0), (kh // 2, kh // 2), (kw // 2, kw // 2), (0, 0)), mode=mode)
-  out = np.zeros((b, h, w, kernel.shape[-1]))
-  for i in range(kh):
-    for j in range(kw):
-      out += np.einsum("bhwc,cd->bhwd", xp[:, i:i + h, j:j + w], kernel[i, j])
-  if bias is not None:
-    out += np.asarray(bias, np.float64)
-  return out
 
 
 def np_local_generation(params, features, masks, fusion):
@@ -39,38 +23,19 @@ def np_local_generation(params, features, masks, fusion):
   class_images = []
   for k in range(masks.shape[-1]):
     filtered = features * masks[..., k:k + 1]  # Eq. 1
-    class_images.append(np.tanh(np_conv2d(filtered, branch["kernel"][k], branch["bias"][k],
-                                          mode="reflect")))
+    class_images.append(np.tanh(np_conv(filtered, branch["kernel"][k], branch["bias"][k],
+                                        mode="reflect")))
   if fusion == "sum":
     local = sum(class_images)
   else:
     fuse = params["fuse"]
-    local = np.tanh(np_conv2d(np.concatenate(class_images, -1), fuse["kernel"], fuse["bias"]))
+    local = np.tanh(np_conv(np.concatenate(class_images, -1), fuse["kernel"], fuse["bias"]))
   return local, np.stack(class_images, axis=1)
 
 
 def np_log_softmax(z):
   z = z - z.max(-1, keepdims=True)
   return z - np.log(np.exp(z).sum(-1, keepdims=True))
-
-
-def _init(module, *args, seed=0):
-  """Random variables with the shapes and dtypes `module.init` gives, drawn with
-  NumPy: only traces the module, so the PRNG initialisers are never compiled
-  (that compile dominates the CPU time of these tiny tests)."""
-  shapes = jax.eval_shape(module.init, jax.random.PRNGKey(0), *args)
-  rng = np.random.default_rng(seed)
-
-  def draw(s):
-    fan_in = int(np.prod(s.shape[:-1])) if len(s.shape) > 1 else 1
-    return jnp.asarray(rng.standard_normal(s.shape) / np.sqrt(fan_in), s.dtype)
-
-  return jax.tree_util.tree_map(draw, shapes)
-
-
-def _normal(seed, shape):
-  """Standard-normal float32 input drawn with NumPy (no PRNG compile)."""
-  return jnp.asarray(np.random.default_rng(seed).standard_normal(shape), jnp.float32)
 
 
 def _uniform(seed, shape):
@@ -104,7 +69,7 @@ class ClassSpecificLocalGenerationTest(chex.TestCase):
     features, labels = _inputs(0, batch, h, w)
     label_input = jnp.asarray(_one_hot(labels)) if one_hot else labels
     module = lggan.ClassSpecificLocalGeneration(num_classes=K, fusion=fusion, kernel_size=5)
-    params = _init(module, features, label_input)["params"]
+    params = np_random_init(module, features, label_input)["params"]
     local, class_images = self.variant(
         lambda p, f, l: module.apply({"params": p}, f, l))(params, features, label_input)
     chex.assert_shape(local, (batch, h, w, 3))
@@ -117,7 +82,7 @@ class ClassSpecificLocalGenerationTest(chex.TestCase):
     features, labels = _inputs(1, 2, 8, 12)
     module = lggan.ClassSpecificLocalGeneration(num_classes=K, hidden_features=(2,),
                                                 kernel_size=3)
-    params = _init(module, features, labels)["params"]
+    params = np_random_init(module, features, labels)["params"]
     kernels = params["branches"]["conv_out"]["kernel"]
     chex.assert_shape(kernels, (K, 3, 3, 2, 3))
     chex.assert_shape(params["branches"]["conv_0"]["kernel"], (K, 3, 3, N, 2))
@@ -142,7 +107,7 @@ class ClassSpecificLocalGenerationTest(chex.TestCase):
   def test_gradients_finite_and_bfloat16(self):
     features, labels = _inputs(2, 3, 8, 12)
     module = lggan.ClassSpecificLocalGeneration(num_classes=K, kernel_size=3)
-    params = _init(module, features, labels)["params"]
+    params = np_random_init(module, features, labels)["params"]
 
     def loss(p, f):
       local, class_images = module.apply({"params": p}, f, labels)
@@ -199,7 +164,7 @@ class SemanticClassificationTest(chex.TestCase):
   def test_matches_numpy(self, pooling, batch, h, w):
     features, labels = _inputs(4, batch, h, w, absent=1)
     module = lggan.SemanticClassificationModule(num_classes=K, pooling=pooling)
-    params = _init(module, features, labels)["params"]
+    params = np_random_init(module, features, labels)["params"]
     loss, logits = self.variant(
         lambda p, f, l: module.apply({"params": p}, f, l))(params, features, labels)
     chex.assert_shape(logits, (batch, K, K))
@@ -242,7 +207,7 @@ class SemanticClassificationTest(chex.TestCase):
   def test_gradients_finite(self):
     features, labels = _inputs(5, 3, 8, 12, absent=2)
     module = lggan.SemanticClassificationModule(num_classes=K)
-    params = _init(module, features, labels)["params"]
+    params = np_random_init(module, features, labels)["params"]
     grads = jax.jit(jax.grad(lambda p, f: module.apply({"params": p}, f, labels)[0],
                              argnums=(0, 1)))(params, features)
     chex.assert_tree_all_finite(grads)
@@ -292,11 +257,11 @@ class AttentionFusionTest(chex.TestCase):
   @chex.variants(with_jit=True, without_jit=True)
   @parameterized.named_parameters(("square_b1", 1, 2, 2), ("nonsquare_b3", 3, 2, 3))
   def test_weights_sum_to_one_and_fuse(self, batch, h, w):
-    features = _normal(3, (batch, h, w, 5))
+    features = np_normal(3, (batch, h, w, 5))
     global_image = _uniform(4, (batch, 4 * h, 4 * w, 3))
     local_image = _uniform(5, (batch, 4 * h, 4 * w, 3))
     module = lggan.AttentionFusion(hidden_features=(6, 4))
-    params = _init(module, features, global_image, local_image)["params"]
+    params = np_random_init(module, features, global_image, local_image)["params"]
     fused, weights = self.variant(functools.partial(module.apply, return_weights=True))(
         {"params": params}, features, global_image, local_image)
     chex.assert_shape(fused, (batch, 4 * h, 4 * w, 3))
@@ -309,10 +274,10 @@ class AttentionFusionTest(chex.TestCase):
     chex.assert_trees_all_close(np.asarray(fused), expected, atol=1e-6)
 
   def test_gradients_finite_and_bfloat16(self):
-    features = _normal(6, (3, 4, 6, 5))
+    features = np_normal(6, (3, 4, 6, 5))
     images = _uniform(7, (2, 3, 8, 12, 3))
     module = lggan.AttentionFusion(hidden_features=(4,))
-    params = _init(module, features, images[0], images[1])["params"]
+    params = np_random_init(module, features, images[0], images[1])["params"]
     grads = jax.jit(jax.grad(lambda p: jnp.mean(
         module.apply({"params": p}, features, images[0], images[1]) ** 2)))(params)
     chex.assert_tree_all_finite(grads)

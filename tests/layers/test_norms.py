@@ -10,19 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from genattn_jax.layers import norms
-
-
-def _np_conv_same(x, kernel, bias):
-  """Zero-padded 'SAME' stride-1 conv in float64: x [B,H,W,Ci], kernel [k,k,Ci,Co]."""
-  k = kernel.shape[0]
-  p = k // 2
-  xp = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
-  h, w = x.shape[1:3]
-  out = np.zeros(x.shape[:3] + (kernel.shape[-1],))
-  for i in range(k):
-    for j in range(k):
-      out += xp[:, i:i + h, j:j + w, :] @ kernel[i, j]
-  return out + bias
+from tests.layers._util import np_conv
 
 
 def _np_instance_norm(x, eps):
@@ -99,7 +87,7 @@ class SpectralTest(parameterized.TestCase):
     params = _perturbed(variables["params"])
     y = module.apply({"params": params, "batch_stats": variables["batch_stats"]}, x)
     k = np.asarray(params["conv"]["kernel"], np.float64)
-    ref = _np_conv_same(np.asarray(x, np.float64), k / _top_singular_value(k),
+    ref = np_conv(np.asarray(x, np.float64), k / _top_singular_value(k),
                         np.asarray(params["conv"]["bias"], np.float64))
     np.testing.assert_allclose(y, ref, atol=1e-4, rtol=1e-4)
 
@@ -260,9 +248,9 @@ class SPADETest(parameterized.TestCase):
     xn = _np_instance_norm(xd, 1e-5) if norm == "instance" else _np_batch_norm(xd, 1e-5)
     # jax.image.resize 'nearest' (half-pixel centres) picks pixel 2i+1 when halving.
     m = np.asarray(seg, np.float64)[:, factor // 2::factor, factor // 2::factor]
-    actv = np.maximum(_np_conv_same(m, p["shared"]["kernel"], p["shared"]["bias"]), 0)
-    gamma = _np_conv_same(actv, p["gamma"]["kernel"], p["gamma"]["bias"])
-    beta = _np_conv_same(actv, p["beta"]["kernel"], p["beta"]["bias"])
+    actv = np.maximum(np_conv(m, p["shared"]["kernel"], p["shared"]["bias"]), 0)
+    gamma = np_conv(actv, p["gamma"]["kernel"], p["gamma"]["bias"])
+    beta = np_conv(actv, p["beta"]["kernel"], p["beta"]["bias"])
     np.testing.assert_allclose(out, xn * (1 + gamma) + beta, atol=1e-4, rtol=1e-4)
 
   def test_batch_mode_follows_mutability_and_grads_finite(self):

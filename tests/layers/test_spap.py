@@ -12,30 +12,7 @@ import pytest
 
 from genattn_jax.layers.spap import (AtrousConvBlock, AttentiveFuse,
                                      SpatialPyramidAttentivePooling)
-
-
-def np_conv(x, kernel, bias=None, strides=(1, 1), dilation=(1, 1)):
-  """NumPy float64 conv with XLA 'SAME' padding (independent reference)."""
-  x = np.asarray(x, np.float64)
-  kernel = np.asarray(kernel, np.float64)
-  kh, kw, _, cout = kernel.shape
-  b, h, w, _ = x.shape
-  outs, pads = [], []
-  for n, k, s, d in ((h, kh, strides[0], dilation[0]), (w, kw, strides[1], dilation[1])):
-    out = -(-n // s)
-    total = max((out - 1) * s + (k - 1) * d + 1 - n, 0)
-    outs.append(out)
-    pads.append((total // 2, total - total // 2))
-  xp = np.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
-  (oh, ow), (sh, sw), (dh, dw) = outs, strides, dilation
-  y = np.zeros((b, oh, ow, cout))
-  for u in range(kh):
-    for v in range(kw):
-      patch = xp[:, u * dh:u * dh + (oh - 1) * sh + 1:sh, v * dw:v * dw + (ow - 1) * sw + 1:sw]
-      y += np.einsum("bhwc,co->bhwo", patch, kernel[u, v])
-  if bias is not None:
-    y += np.asarray(bias, np.float64)
-  return y
+from tests.layers._util import np_conv
 
 
 def np_sigmoid(z):

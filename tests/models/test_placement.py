@@ -1,7 +1,6 @@
 """Placing the papers' blocks in the backbones from config lists."""
 
 import chex
-import numpy as np
 import jax
 import jax.numpy as jnp
 from absl.testing import parameterized
@@ -9,6 +8,7 @@ from absl.testing import parameterized
 from genattn_jax import models
 from genattn_jax.layers import norms
 from genattn_jax.models import placement as pl
+from tests.models._util import np_init
 
 W = 1 / 16
 B = 2
@@ -17,30 +17,6 @@ B = 2
 G_CH = {4: 32, 8: 16, 16: 8, 32: 4}
 D_CH = {32: 4, 16: 8, 8: 16, 4: 32}
 REAL_BLOCKS = [n for n in pl.BLOCK_NAMES if n != "none"]
-
-
-def _np_init(module, *args):
-  """Variables with the shapes of `module.init(...)`, filled by NumPy.
-
-  `init` itself is traced (eval_shape) but not compiled: compiling the
-  initialisers of a whole GAN costs far more CPU time than the forward pass.
-  Kernels ~ N(0, 1/fan_in), BN scales / CBN gammas and spectral-norm sigma 1, biases
-  and running means 0, power-iteration vectors u ~ N(0, 1).
-  """
-  shapes = jax.eval_shape(lambda: module.init(
-      {"params": jax.random.PRNGKey(0), "sampling": jax.random.PRNGKey(1)}, *args))
-  rs = np.random.RandomState(0)
-
-  def fill(path, s):
-    name = jax.tree_util.keystr(path)
-    if name.endswith("kernel']") or name.endswith("/u']"):
-      fan_in = int(np.prod(s.shape[:-1])) if name.endswith("kernel']") else 1
-      return jnp.asarray(rs.randn(*s.shape) / np.sqrt(max(fan_in, 1)), s.dtype)
-    if (name.endswith("scale']") or name.endswith("var']") or name.endswith("sigma']")
-        or name.endswith("gamma_embedding']")):
-      return jnp.ones(s.shape, s.dtype)
-    return jnp.zeros(s.shape, s.dtype)
-  return jax.tree_util.tree_map_with_path(fill, shapes)
 
 
 def _build(name="sndcgan", g_blocks=(), d_blocks=(), **extra):
@@ -115,8 +91,8 @@ class PlacementTest(parameterized.TestCase):
 
     key = jax.random.PRNGKey(0)
     z = jax.random.normal(key, (B, 128))
-    gv = _np_init(g, z)
-    dv = _np_init(d, jnp.zeros((B, 32, 32, 3)))
+    gv = np_init(g, z)
+    dv = np_init(d, jnp.zeros((B, 32, 32, 3)))
 
     @jax.jit
     def fn(gv, dv):

@@ -10,33 +10,10 @@ from absl.testing import parameterized
 
 from genattn_jax import models
 from genattn_jax.models import resnet
+from tests.models._util import np_init
 
 W = 1 / 16  # CIFAR layout: G 16 channels, D 8 channels
 B = 2
-
-
-def _np_init(module, *args):
-  """Variables with the shapes of `module.init(...)`, filled by NumPy.
-
-  `init` itself is traced (eval_shape) but not compiled: compiling the
-  initialisers of a whole GAN costs far more CPU time than the forward pass.
-  Kernels ~ N(0, 1/fan_in), BN scales / CBN gammas and spectral-norm sigma 1, biases
-  and running means 0, power-iteration vectors u ~ N(0, 1).
-  """
-  shapes = jax.eval_shape(lambda: module.init(
-      {"params": jax.random.PRNGKey(0), "sampling": jax.random.PRNGKey(1)}, *args))
-  rs = np.random.RandomState(0)
-
-  def fill(path, s):
-    name = jax.tree_util.keystr(path)
-    if name.endswith("kernel']") or name.endswith("/u']"):
-      fan_in = int(np.prod(s.shape[:-1])) if name.endswith("kernel']") else 1
-      return jnp.asarray(rs.randn(*s.shape) / np.sqrt(max(fan_in, 1)), s.dtype)
-    if (name.endswith("scale']") or name.endswith("var']") or name.endswith("sigma']")
-        or name.endswith("gamma_embedding']")):
-      return jnp.ones(s.shape, s.dtype)
-    return jnp.zeros(s.shape, s.dtype)
-  return jax.tree_util.tree_map_with_path(fill, shapes)
 
 
 def _build(resolution=32, num_classes=0, **extra):
@@ -59,8 +36,8 @@ def _cached(num_classes=0, dtype=""):
 def _run(g, d, num_classes, res=32):
   z = jax.random.normal(jax.random.PRNGKey(0), (B, 128))
   y = jnp.arange(B, dtype=jnp.int32) if num_classes else None
-  gv = _np_init(g, z, y)
-  dv = _np_init(d, jnp.zeros((B, res, res, 3)), y)
+  gv = np_init(g, z, y)
+  dv = np_init(d, jnp.zeros((B, res, res, 3)), y)
 
   def fn(gv, dv):
     img, g_state = g.apply(gv, z, y, mutable=["batch_stats"])
@@ -120,7 +97,7 @@ class ResNetTest(parameterized.TestCase):
     _, d = _build(num_classes=4, d_spectral_norm=False)
     x = jax.random.normal(jax.random.PRNGKey(2), (B, 32, 32, 3))
     y = jnp.array([1, 3], jnp.int32)
-    dv = _np_init(d, x, y)
+    dv = np_init(d, x, y)
     out, inter = jax.jit(lambda v: d.apply(v, x, y, capture_intermediates=True))(dv)
     h = np.sum(np.maximum(np.asarray(inter["intermediates"]["block4"]["__call__"][0]), 0),
                axis=(1, 2))
@@ -137,7 +114,7 @@ class ResNetTest(parameterized.TestCase):
     g, _ = _build(bn_axis_name="batch", g_spectral_norm=False)
     g_single, _ = _build(g_spectral_norm=False)
     z = jax.random.normal(jax.random.PRNGKey(3), (4, 128))
-    gv = _np_init(g_single, z)
+    gv = np_init(g_single, z)
     full = jax.jit(lambda v, z: g_single.apply(v, z, mutable=["batch_stats"])[0])(gv, z)
     per_dev = jax.pmap(lambda v, z: g.apply(v, z, mutable=["batch_stats"])[0],
                        axis_name="batch", in_axes=(None, 0), devices=jax.devices()[:2])(

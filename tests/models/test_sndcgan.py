@@ -15,33 +15,10 @@ from absl.testing import parameterized
 
 from genattn_jax import models
 from genattn_jax.models import sndcgan
+from tests.models._util import np_init
 
 W = 1 / 16  # tiny widths: G 32..4, D 4..32 channels
 B = 2
-
-
-def _np_init(module, *args):
-  """Variables with the shapes of `module.init(...)`, filled by NumPy.
-
-  `init` itself is traced (eval_shape) but not compiled: compiling the
-  initialisers of a whole GAN costs far more CPU time than the forward pass.
-  Kernels ~ N(0, 1/fan_in), BN scales / CBN gammas and spectral-norm sigma 1, biases
-  and running means 0, power-iteration vectors u ~ N(0, 1).
-  """
-  shapes = jax.eval_shape(lambda: module.init(
-      {"params": jax.random.PRNGKey(0), "sampling": jax.random.PRNGKey(1)}, *args))
-  rs = np.random.RandomState(0)
-
-  def fill(path, s):
-    name = jax.tree_util.keystr(path)
-    if name.endswith("kernel']") or name.endswith("/u']"):
-      fan_in = int(np.prod(s.shape[:-1])) if name.endswith("kernel']") else 1
-      return jnp.asarray(rs.randn(*s.shape) / np.sqrt(max(fan_in, 1)), s.dtype)
-    if (name.endswith("scale']") or name.endswith("var']") or name.endswith("sigma']")
-        or name.endswith("gamma_embedding']")):
-      return jnp.ones(s.shape, s.dtype)
-    return jnp.zeros(s.shape, s.dtype)
-  return jax.tree_util.tree_map_with_path(fill, shapes)
 
 
 def _build(resolution=32, num_classes=0, upsample="nearest", **extra):
@@ -65,8 +42,8 @@ def _run(res=32, num_classes=0, upsample="nearest", dtype=""):
   g, d = _build(res, num_classes, upsample, dtype=dtype)
   z = jax.random.normal(jax.random.PRNGKey(0), (B, 128))
   y = _labels(num_classes)
-  gv = _np_init(g, z, y)
-  dv = _np_init(d, jnp.zeros((B, res, res, 3)), y)
+  gv = np_init(g, z, y)
+  dv = np_init(d, jnp.zeros((B, res, res, 3)), y)
 
   def fn(gv, dv):
     img, g_state = g.apply(gv, z, y, mutable=["batch_stats"])

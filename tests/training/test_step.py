@@ -1,8 +1,8 @@
 """The pure GAN train step: EMA, n_critic routing, lazy R1, WGAN-GP, AN's penalty, losses.
 
 Most tests drive `make_train_step` with a tiny dense G / D pair (the step is generic over
-flax modules), so each configuration compiles in about a second; the AN test uses the real
-`cifar10_sngan_an` test config. The tiny D records, in its 'batch_stats' collection, the
+flax modules), so each configuration compiles in seconds; the AN test uses the generator of
+the `cifar10_sngan_an` test config. The tiny D records, in its 'batch_stats' collection, the
 maximum of every batch it sees in training mode, so the test can read back which rows of the
 step's batch reached which discriminator update.
 """
@@ -274,11 +274,12 @@ def test_non_finite_loss_raises():
   batch["image"][0, 0, 0, 0] = np.nan
   _, _, metrics = run(state, step_fn, [batch])
   assert not math.isfinite(metrics[0]["d_loss"])
+  check_finite = trainer._check_finite  # pylint: disable=protected-access
   with pytest.raises(trainer.NonFiniteLossError, match="d_loss"):
-    trainer._check_finite(5, metrics[0])  # pylint: disable=protected-access
+    check_finite(5, metrics[0])
   with pytest.raises(FloatingPointError, match="step 5"):
-    trainer._check_finite(5, {"g_loss": float("inf"), "d_loss": 0.5})  # pylint: disable=protected-access
-  trainer._check_finite(5, {"g_loss": 1.0, "d_loss": -2.0})  # pylint: disable=protected-access
+    check_finite(5, {"g_loss": float("inf"), "d_loss": 0.5})
+  check_finite(5, {"g_loss": 1.0, "d_loss": -2.0})
 
 
 def test_batch_not_split_by_n_critic_is_an_error():
@@ -290,8 +291,7 @@ def test_batch_not_split_by_n_critic_is_an_error():
 def test_an_orthogonal_penalty_path():
   config = cifar10_sngan_an.get_test_config()
   assert config.training.ortho_weight > 0
-  g, _, train_step_unused = trainer.build(config)
-  del train_step_unused
+  g = trainer.build(config)[0]
   # The config's AN generator; the tiny D keeps the compile short (the penalty is on G).
   d = RecordingDiscriminator()
   train_step = step_lib.make_train_step(config, g, d)
