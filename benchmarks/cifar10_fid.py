@@ -115,6 +115,9 @@ def main():
   parser.add_argument("--batch_size", type=int, default=64)
   parser.add_argument("--torch_python", default="")
   parser.add_argument("--json_out", default="")
+  parser.add_argument("--save_test_stats", default="",
+                      help="write the test side's FID statistics (.npz mu, sigma) here, e.g. for "
+                           "--config.eval.real_stats of a training run")
   args = parser.parse_args()
 
   t0 = time.time()
@@ -126,7 +129,8 @@ def main():
   result = evaluate.evaluate_paths(_batches(test, args.batch_size), _batches(train, args.batch_size),
                                    batch_size=args.batch_size, compute_kid=True,
                                    compute_is=False, progress=False,
-                                   save_real_stats=None, save_fake_stats=None)
+                                   save_real_stats=args.save_test_stats or None,
+                                   save_fake_stats=None)
   ours_s = time.time() - t0
   out = {
       "device": jax.devices()[0].device_kind, "platform": jax.devices()[0].platform,

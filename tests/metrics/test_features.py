@@ -185,3 +185,27 @@ def test_logits_follow_pool_through_fc():
       fc["bias"])
   np.testing.assert_allclose(out["logits"], want, atol=1e-4)
   assert np.all(np.isfinite(out["pool"])) and out["pool"].min() >= 0  # after ReLU + mean
+
+
+@pytest.mark.parametrize("n_data,per_device,batch", [(8, 2, 64), (8, 8, 64), (1, 4, 12), (8, 3, 16)])
+def test_micro_batched_keeps_order_and_sharding(n_data, per_device, batch):
+  mesh = jax.make_mesh((n_data,), ("data",), axis_types=(jax.sharding.AxisType.Auto,),
+                       devices=jax.devices()[:n_data])
+  sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+  x = jax.device_put(jnp.arange(batch * 6, dtype=jnp.float32).reshape(batch, 2, 3, 1), sharding)
+  calls = []
+
+  def fn(chunk):
+    calls.append(chunk.shape)
+    return {"pool": chunk.sum((1, 2, 3))[:, None] * jnp.ones((1, 4)), "first": chunk[:, 0, 0]}
+
+  out = jax.jit(lambda a: features_lib._micro_batched(fn, a, per_device, n_data),
+                out_shardings=sharding)(x)
+  want = np.arange(batch * 6, dtype=np.float32).reshape(batch, 6)
+  np.testing.assert_array_equal(out["pool"], np.repeat(want.sum(1, keepdims=True), 4, 1))
+  np.testing.assert_array_equal(out["first"], want[:, :1])
+  chunks = batch // (n_data * per_device)
+  if batch % (n_data * per_device) == 0 and chunks > 1:  # looped: each chunk spans all devices
+    assert calls == [(batch // chunks, 2, 3, 1)]
+  else:  # one pass over the whole batch
+    assert calls == [(batch, 2, 3, 1)]
