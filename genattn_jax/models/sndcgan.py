@@ -139,17 +139,19 @@ class SNDCGANGenerator(nn.Module):
     def blocks(h, res):
       return pl.apply_placed_blocks(h, placements, res, train=train, spectral_conv=sn, **kw)
 
+    # Layers followed by batch norm have no bias: BN removes it exactly, so its gradient is
+    # identically zero and Adam would only turn rounding noise into updates.
     m = stages[0]
-    h = dense(features=m * m * widths[0], name="linear", **kw)(z)
+    h = dense(features=m * m * widths[0], use_bias=False, name="linear", **kw)(z)
     h = h.reshape(z.shape[0], m, m, widths[0])
     h = blocks(bn_relu(h, "bn0"), m)
     for i, (c, res) in enumerate(zip(widths[1:], stages[1:]), start=1):
       if self.upsample == "transposed":
         h = conv_t(features=c, kernel_size=(4, 4), strides=(2, 2), padding="SAME",
-                   name=f"deconv{i}", **kw)(h)
+                   use_bias=False, name=f"deconv{i}", **kw)(h)
       else:
         h = conv(features=c, kernel_size=(3, 3), strides=(1, 1), padding="SAME",
-                 name=f"upconv{i}", **kw)(nearest_upsample(h))
+                 use_bias=False, name=f"upconv{i}", **kw)(nearest_upsample(h))
       h = blocks(bn_relu(h, f"bn{i}"), res)
     h = conv(features=3, kernel_size=(3, 3), strides=(1, 1), padding="SAME",
              name="conv_out", **kw)(h)

@@ -22,7 +22,6 @@ interval: lazy regularisation, Karras et al. 2020), WGAN-GP (`gp_weight`), and A
 orthogonal regulariser on G (`ortho_weight`, an paper Eq. 1).
 """
 
-import functools
 from typing import Dict, Optional, Tuple
 
 import flax.linen as nn
@@ -163,9 +162,12 @@ def make_train_step(config, generator: nn.Module, discriminator: nn.Module,
     chunks = jnp.swapaxes(images.reshape((b, n_critic) + images.shape[1:]), 0, 1)
     chunk_y = jnp.swapaxes(labels.reshape(b, n_critic), 0, 1)
     step_rng = jax.random.fold_in(rng, st.step)
-    st, d_aux = jax.lax.scan(functools.partial(d_update, step_rng), st,
-                             (chunks, chunk_y, jnp.arange(n_critic)))
-    d_aux = jax.tree_util.tree_map(lambda v: v[-1], d_aux)
+    # A Python loop (n_critic is small), not lax.scan: as an XLA loop (even with
+    # unroll=True) the same D update ran ~9x slower on XLA:CPU (ResNet CIFAR step at
+    # batch 16: 17.9-19.5 s with scan, 2.0 s as straight-line code).
+    d_aux = None
+    for j in range(n_critic):
+      st, d_aux = d_update(step_rng, st, (chunks[j], chunk_y[j], jnp.asarray(j, jnp.int32)))
     st, g_aux = g_update(st, chunks[-1], chunk_y[-1], step_rng)
     metrics = pmean({**d_aux, **g_aux})
     return st, metrics
