@@ -7,7 +7,10 @@ nearest-upsample + conv (≈10x faster than transposed convs on XLA:CPU), hinge 
 test images at the end.
 
 Command: ./scripts/demo.sh   (= python train.py --config=configs/demo.py --workdir=runs/demo)
-Hardware / wall time / result: not yet measured.
+Hardware / wall time / result: 2-core x86_64 CPU (no GPU), fresh clone, 2026-11-26: 600 steps,
+FID 267.8 (500 real test / 500 fake), 45 min wall including set-up, with three other jobs
+sharing the two cores (about 0.2-0.4 steps/s); an idle machine is several times faster.
+Sample grid: runs/demo/samples/step_0000600.png.
 """
 
 from genattn_jax.training.config import base_config, shrink_for_tests
