@@ -65,8 +65,11 @@ def save_png(path: str, image: np.ndarray) -> str:
 
 
 def _real_stats_path(workdir: str, data_config, split: str, num_images: int) -> str:
+  # "order" names how the subset is drawn: statistics cached by a version that took the first N
+  # examples (a class-sorted split gave a class-imbalanced subset) must not be reused.
   key = json.dumps({"source": str(data_config.source), "split": split, "n": int(num_images),
-                    "size": int(data_config.image_size)}, sort_keys=True)
+                    "size": int(data_config.image_size), "order": "shuffled-seed0"},
+                   sort_keys=True)
   digest = hashlib.sha1(key.encode()).hexdigest()[:12]
   return os.path.join(workdir, "fid_stats", f"real_{digest}.npz")
 

@@ -28,3 +28,43 @@ def test_missing_real_stats_file_names_the_field(tmp_path):
   config.eval.real_stats = str(tmp_path / "absent.npz")
   with pytest.raises(FileNotFoundError, match="config.eval.real_stats"):
     evaluation.real_statistics(str(tmp_path / "work"), config)
+
+
+def _write_stats(path, seed):
+  rng = np.random.default_rng(seed)
+  a = rng.normal(size=(4, 4))
+  fid.save_statistics(str(path), rng.normal(size=4), a @ a.T)
+  return fid.load_statistics(str(path))
+
+
+def test_cached_real_stats_are_reused_and_keyed_by_subset(tmp_path):
+  config = demo.get_test_config()
+  config.data.source = str(tmp_path / "no_such_dataset")  # any computation would fail
+  split = config.eval.get("real_split") or config.data.split
+  path = evaluation._real_stats_path(str(tmp_path), config.data, split, config.eval.num_real)
+  (tmp_path / "fid_stats").mkdir()
+  mu, sigma = _write_stats(path, 0)
+  got_mu, got_sigma = evaluation.real_statistics(str(tmp_path), config)
+  np.testing.assert_array_equal(got_mu, mu)
+  np.testing.assert_array_equal(got_sigma, sigma)
+  other = {evaluation._real_stats_path(str(tmp_path), config.data, split, config.eval.num_real + 1),
+           evaluation._real_stats_path(str(tmp_path), config.data, split + "_other", config.eval.num_real)}
+  assert path not in other and len(other) == 2
+
+
+def test_stats_cached_without_sampling_order_are_not_reused(tmp_path):
+  # Caches written before real images were drawn in shuffled order have a key without "order";
+  # they came from the first N examples and must be recomputed, not reused.
+  import hashlib  # pylint: disable=g-import-not-at-top
+  import json  # pylint: disable=g-import-not-at-top
+  config = demo.get_test_config()
+  config.data.source = str(tmp_path / "no_such_dataset")
+  split = config.eval.get("real_split") or config.data.split
+  old_key = json.dumps({"source": str(config.data.source), "split": split,
+                        "n": int(config.eval.num_real), "size": int(config.data.image_size)},
+                       sort_keys=True)
+  old = tmp_path / "fid_stats" / f"real_{hashlib.sha1(old_key.encode()).hexdigest()[:12]}.npz"
+  old.parent.mkdir()
+  _write_stats(old, 1)
+  with pytest.raises(Exception, match="no_such_dataset"):
+    evaluation.real_statistics(str(tmp_path), config)
