@@ -117,7 +117,10 @@ class AttentiveNormalization(nn.Module):
   fewer than `n` positions) from the `'sampling'` rng stream. Their key
   vectors act as `n` fast "entity" filters against `q(X)` at every pixel.
   At evaluation (`train=False`) the branch is switched off (t = 0, Sec. 4), so
-  the output is deterministic and no rng is needed.
+  the output is deterministic and no rng is needed. Under `pmap` with
+  `axis_name` set, every device draws the random numbers of the whole global
+  batch from the (replicated) rng and keeps the rows of its own examples, so
+  the positions equal those of one device running the global batch.
 
   Conventions chosen where the paper is open:
     * Temperature multiplies the logits, as written in Eq. 4:
@@ -169,6 +172,8 @@ class AttentiveNormalization(nn.Module):
     dtype: computation dtype of the convs and of the output (None: promoted
       from the input and `param_dtype`). Layout and statistics use float32.
     param_dtype: dtype of all parameters.
+    axis_name: pmap axis the batch is split over (None: not split). Only
+      the self-sampling draw uses it (see above); AN has no batch statistics.
   """
   num_entities: int = 16
   temperature: float = 0.1
@@ -180,6 +185,7 @@ class AttentiveNormalization(nn.Module):
   conv: Callable[..., nn.Module] = nn.Conv
   dtype: Optional[jnp.dtype] = None
   param_dtype: jnp.dtype = jnp.float32
+  axis_name: Optional[str] = None
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -232,7 +238,8 @@ class AttentiveNormalization(nn.Module):
       if train:
         fast = _self_sampling_activation(
             key.astype(jnp.float32), query.astype(jnp.float32),
-            n, self.pool_window, self.make_rng("sampling"), self.sow)
+            n, self.pool_window, self.make_rng("sampling"), self.sow,
+            self.axis_name)
         s_raw = s_raw + t.astype(jnp.float32) * fast
 
     layout = jax.nn.softmax(self.temperature * s_raw, axis=-1)
@@ -249,7 +256,8 @@ class AttentiveNormalization(nn.Module):
 
 def _self_sampling_activation(key: jax.Array, query: jax.Array, n: int,
                               pool_window: int, rng: jax.Array,
-                              sow: Callable[..., Any]) -> jax.Array:
+                              sow: Callable[..., Any],
+                              axis_name: Optional[str] = None) -> jax.Array:
   """Eq. 2: activations of q(X) against n key vectors sampled per example.
 
   Args:
@@ -259,6 +267,8 @@ def _self_sampling_activation(key: jax.Array, query: jax.Array, n: int,
     pool_window: max-pool window/stride applied to `key` first.
     rng: PRNG key of the 'sampling' stream.
     sow: the module's `sow`, to record the sampled indices.
+    axis_name: pmap axis of the batch: draw for all devices' examples and
+      keep this device's rows (the draw of one device on the global batch).
 
   Returns:
     [B, H, W, n] float32 activation map F.
@@ -269,11 +279,18 @@ def _self_sampling_activation(key: jax.Array, query: jax.Array, n: int,
   b, ph, pw, d = key.shape
   num_pos = ph * pw
   flat = key.reshape(b, num_pos, d)
+  rows = b if axis_name is None else b * jax.lax.axis_size(axis_name)
+
+  def own_rows(draw):
+    if axis_name is None:
+      return draw
+    return jax.lax.dynamic_slice_in_dim(draw, jax.lax.axis_index(axis_name) * b, b, axis=0)
+
   if num_pos >= n:
     # Uniform sampling without replacement: the n largest of i.i.d. uniforms.
-    _, idx = jax.lax.top_k(jax.random.uniform(rng, (b, num_pos)), n)
+    _, idx = jax.lax.top_k(own_rows(jax.random.uniform(rng, (rows, num_pos))), n)
   else:
-    idx = jax.random.randint(rng, (b, n), 0, num_pos)
+    idx = own_rows(jax.random.randint(rng, (rows, n), 0, num_pos))
   idx = idx.astype(jnp.int32)
   sow("intermediates", "sample_indices", idx)
   filters = jnp.take_along_axis(flat, idx[..., None], axis=1)  # [B, n, d]

@@ -66,7 +66,12 @@ def default_model_config(name: str = "sndcgan", resolution: int = 32) -> ml_coll
       for the stride-2 convs of `d_atrous_stages`, rates `d_atrous_rates`).
     g_spectral_norm, d_spectral_norm: spectral norm in G / D (both papers:
       True for both).
-    bn_axis_name: pmap axis name for cross-device BN statistics, '' = none.
+    g_block_bias: ResNet only: biases on G's up-block convs, which all feed a
+      batch norm (False; True = the official SNGAN code's parameter layout,
+      needed to restore checkpoints written before this field existed).
+    bn_axis_name: pmap axis name, '' = none: G's BN statistics are averaged
+      over it, and AN blocks in G and D draw their samples for the global
+      batch (so a pmap step equals one device running the global batch).
     dtype: computation dtype name ('float32', 'bfloat16'), '' = inferred.
     param_dtype: parameter dtype name ('float32').
 
@@ -94,6 +99,7 @@ def default_model_config(name: str = "sndcgan", resolution: int = 32) -> ml_coll
   c.d_atrous_rates = [3, 5, 7]
   c.g_spectral_norm = True
   c.d_spectral_norm = True
+  c.g_block_bias = False
   c.bn_axis_name = ""
   c.dtype = ""
   c.param_dtype = "float32"
@@ -143,6 +149,9 @@ def build_gan(config: Any) -> Tuple[nn.Module, nn.Module]:
   r, nc = full["resolution"], full["num_classes"]
   if full["name"] == "sndcgan":
     _checks.check_in(full["upsample"], ("transposed", "nearest"), "upsample")
+    if full["g_block_bias"]:
+      raise ValueError("`g_block_bias` is only supported by name='resnet' (SNDCGAN's G has no "
+                       "bias before its batch norms).")
     gen = SNDCGANGenerator(resolution=r, z_dim=full["z_dim"], num_classes=nc,
                            width=full["g_width"], upsample=full["upsample"], blocks=g_blocks,
                            spectral_norm=full["g_spectral_norm"], bn_axis_name=axis, **common)
@@ -150,7 +159,8 @@ def build_gan(config: Any) -> Tuple[nn.Module, nn.Module]:
                                 blocks=d_blocks, atrous=full["d_atrous"],
                                 atrous_stages=tuple(full["d_atrous_stages"]),
                                 atrous_rates=tuple(full["d_atrous_rates"]),
-                                spectral_norm=full["d_spectral_norm"], **common)
+                                spectral_norm=full["d_spectral_norm"], axis_name=axis,
+                                **common)
     valid_g, valid_d = gen.stage_resolutions(), disc.stage_resolutions()
   else:
     _checks.check_in(full["upsample"], ("nearest",), "upsample")
@@ -158,9 +168,11 @@ def build_gan(config: Any) -> Tuple[nn.Module, nn.Module]:
       raise ValueError("`d_atrous` is only supported by name='sndcgan'.")
     gen = ResNetGenerator(resolution=r, z_dim=full["z_dim"], num_classes=nc,
                           width=full["g_width"], blocks=g_blocks,
-                          spectral_norm=full["g_spectral_norm"], bn_axis_name=axis, **common)
+                          spectral_norm=full["g_spectral_norm"],
+                          block_bias=full["g_block_bias"], bn_axis_name=axis, **common)
     disc = ResNetDiscriminator(resolution=r, num_classes=nc, width=full["d_width"],
-                               blocks=d_blocks, spectral_norm=full["d_spectral_norm"], **common)
+                               blocks=d_blocks, spectral_norm=full["d_spectral_norm"],
+                               axis_name=axis, **common)
     valid_g, valid_d = gen.stage_resolutions(), disc.block_resolutions()
   # Check placements against the stage resolutions now, naming the config field.
   normalize_placements(g_blocks, "g_blocks", valid_g)

@@ -167,6 +167,7 @@ def _field_names(cls: type) -> set:
 
 def make_block(placement: BlockPlacement, *, spectral_conv: bool = False,
                dtype: Optional[jnp.dtype] = None, param_dtype: jnp.dtype = jnp.float32,
+               axis_name: Optional[str] = None,
                name: Optional[str] = None) -> Optional[nn.Module]:
   """Constructs the block of `placement` (call inside a parent's compact method).
 
@@ -177,6 +178,8 @@ def make_block(placement: BlockPlacement, *, spectral_conv: bool = False,
       placement's kwargs set them.
     dtype: computation dtype, forwarded when the block has a `dtype` field.
     param_dtype: parameter dtype, forwarded likewise.
+    axis_name: the model's pmap axis, forwarded to blocks with an `axis_name`
+      field (AN's global-batch sampling) unless the kwargs set it.
     name: submodule name.
 
   Returns:
@@ -205,6 +208,8 @@ def make_block(placement: BlockPlacement, *, spectral_conv: bool = False,
     kwargs.setdefault("dtype", dtype)
   if "param_dtype" in fields:
     kwargs.setdefault("param_dtype", param_dtype)
+  if "axis_name" in fields:
+    kwargs.setdefault("axis_name", axis_name)
   return cls(name=name, **kwargs)
 
 
@@ -222,7 +227,8 @@ def call_block(block_name: str, module: Optional[nn.Module], x: jax.Array,
 
 def apply_placed_blocks(x: jax.Array, placements: Sequence[BlockPlacement],
                         resolution: int, *, train: bool, spectral_conv: bool,
-                        dtype: Optional[jnp.dtype], param_dtype: jnp.dtype) -> jax.Array:
+                        dtype: Optional[jnp.dtype], param_dtype: jnp.dtype,
+                        axis_name: Optional[str] = None) -> jax.Array:
   """Applies every placed block whose resolutions include `resolution`.
 
   Call from inside the backbone's `@nn.compact` method right after the stage
@@ -239,6 +245,7 @@ def apply_placed_blocks(x: jax.Array, placements: Sequence[BlockPlacement],
     spectral_conv: see `make_block`.
     dtype: computation dtype.
     param_dtype: parameter dtype.
+    axis_name: the model's pmap axis (see `make_block`).
 
   Returns:
     [B, resolution, resolution, C], the input after the blocks, in placement
@@ -247,7 +254,8 @@ def apply_placed_blocks(x: jax.Array, placements: Sequence[BlockPlacement],
   for i, p in enumerate(placements):
     if resolution in p.resolutions:
       module = make_block(p, spectral_conv=spectral_conv, dtype=dtype,
-                          param_dtype=param_dtype, name=f"{p.block}_{i}_r{resolution}")
+                          param_dtype=param_dtype, axis_name=axis_name,
+                          name=f"{p.block}_{i}_r{resolution}")
       x = call_block(p.block, module, x, train)
   return x
 

@@ -14,6 +14,13 @@ Generator (ch = base * width):
                -> 3x3 conv(c), plus shortcut nearest x2 -> 1x1 conv(c).
   BN(y) is class-conditional BN when num_classes > 0, else plain BN; the final
   BN is always unconditional (as in the official SNGAN code).
+  The up-block convs have no bias by default (`block_bias=False`): each output
+  goes into a batch norm (conv1 -> BN, conv2 + shortcut -> the next block's BN
+  or the final BN, or through a placed block first), which subtracts any
+  per-channel constant, so those biases get a gradient of zero up to rounding
+  and Adam, which divides by the gradient's scale, turns the rounding noise
+  into lr-sized random steps. The official chainer code has the biases:
+  `block_bias=True` gives its exact parameter layout.
 Discriminator:
   optimized block (3x3 conv -> ReLU -> 3x3 conv -> avg-pool, shortcut
   avg-pool -> 1x1 conv), then blocks ReLU -> 3x3 conv -> ReLU -> 3x3 conv
@@ -70,7 +77,9 @@ class ResNetGBlock(nn.Module):
     features: output channels (also the hidden width).
     num_classes: > 0 for class-conditional batch norm.
     bn_axis_name: pmap axis for batch statistics.
-    conv: conv constructor (nn.Conv or SpectralConv).
+    conv: conv constructor (nn.Conv or SpectralConv); must accept `use_bias`.
+    use_bias: biases on conv1, conv2 and the shortcut conv (see the module
+      docstring: False by default, True = the official code's layout).
     dtype: computation dtype.
     param_dtype: parameter dtype.
   """
@@ -78,6 +87,7 @@ class ResNetGBlock(nn.Module):
   num_classes: int = 0
   bn_axis_name: Optional[str] = None
   conv: Callable[..., nn.Module] = nn.Conv
+  use_bias: bool = False
   dtype: Optional[jnp.dtype] = None
   param_dtype: jnp.dtype = jnp.float32
 
@@ -85,11 +95,12 @@ class ResNetGBlock(nn.Module):
   def __call__(self, x: jax.Array, y: Optional[jax.Array], train: bool) -> jax.Array:
     """[B, H, W, C] -> [B, 2H, 2W, features]; `y` [B] int labels or None."""
     _checks.check_nhwc(x, "x")
-    kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+    kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, use_bias=self.use_bias)
 
     def bn(h, name):
       return pl.batch_norm(h, y, num_classes=self.num_classes, train=train,
-                           axis_name=self.bn_axis_name, name=name, **kw)
+                           axis_name=self.bn_axis_name, name=name, dtype=self.dtype,
+                           param_dtype=self.param_dtype)
 
     h = nearest_upsample(nn.relu(bn(x, "bn1")))
     h = self.conv(features=self.features, kernel_size=(3, 3), padding="SAME", name="conv1",
@@ -157,7 +168,10 @@ class ResNetGenerator(nn.Module):
       otherwise).
     blocks: placements at resolutions in {4, 8, ..., R}.
     spectral_norm: spectrally normalise G's layers (AN paper: yes).
-    bn_axis_name: pmap axis for batch statistics.
+    block_bias: biases on the up-blocks' convs (default False; True = the
+      official code's layout, see the module docstring).
+    bn_axis_name: pmap axis for batch statistics (and placed AN blocks'
+      global-batch sampling).
     conv, dense: layer constructors; None picks nn.Conv / nn.Dense or their
       `norms.Spectral*` versions.
     dtype: computation dtype (None: inferred).
@@ -169,6 +183,7 @@ class ResNetGenerator(nn.Module):
   width: float = 1.0
   blocks: Sequence[Any] = ()
   spectral_norm: bool = False
+  block_bias: bool = False
   bn_axis_name: Optional[str] = None
   conv: Optional[Callable[..., nn.Module]] = None
   dense: Optional[Callable[..., nn.Module]] = None
@@ -214,14 +229,15 @@ class ResNetGenerator(nn.Module):
     widths = [scale_width(base * m, self.width) for m in mults]
 
     def blocks(h, res):
-      return pl.apply_placed_blocks(h, placements, res, train=train, spectral_conv=sn, **kw)
+      return pl.apply_placed_blocks(h, placements, res, train=train, spectral_conv=sn,
+                                    axis_name=self.bn_axis_name, **kw)
 
     h = dense(features=16 * widths[0], name="linear", **kw)(z)
     h = blocks(h.reshape(z.shape[0], 4, 4, widths[0]), 4)
     for i, (c, res) in enumerate(zip(widths[1:], stages[1:]), start=1):
       h = ResNetGBlock(features=c, num_classes=self.num_classes,
-                       bn_axis_name=self.bn_axis_name, conv=conv, name=f"block{i}",
-                       **kw)(h, y, train)
+                       bn_axis_name=self.bn_axis_name, conv=conv, use_bias=self.block_bias,
+                       name=f"block{i}", **kw)(h, y, train)
       h = blocks(h, res)
     h = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
                      axis_name=self.bn_axis_name, name="bn_out", **kw)(h)
@@ -241,6 +257,8 @@ class ResNetDiscriminator(nn.Module):
     blocks: placements at the blocks' output resolutions; their convs are
       spectrally normalised when `spectral_norm`.
     spectral_norm: spectrally normalise every layer (the papers: yes).
+    axis_name: pmap axis the batch is split over (None: not split); placed
+      blocks that draw per-example random numbers (AN) draw for the global batch.
     conv, dense: layer constructors; None picks `norms.SpectralConv` /
       `norms.SpectralDense` (nn.Conv / nn.Dense without spectral norm).
     dtype: computation dtype (None: inferred).
@@ -251,6 +269,7 @@ class ResNetDiscriminator(nn.Module):
   width: float = 1.0
   blocks: Sequence[Any] = ()
   spectral_norm: bool = True
+  axis_name: Optional[str] = None
   conv: Optional[Callable[..., nn.Module]] = None
   dense: Optional[Callable[..., nn.Module]] = None
   dtype: Optional[jnp.dtype] = None
@@ -300,6 +319,7 @@ class ResNetDiscriminator(nn.Module):
       h = ResNetDBlock(features=scale_width(base * m, self.width), downsample=down,
                        optimized=(i == 0), conv=conv, name=f"block{i + 1}", **kw)(h)
       if res not in block_res[:i]:  # first block with this output resolution
-        h = pl.apply_placed_blocks(h, placements, res, train=train, spectral_conv=sn, **kw)
+        h = pl.apply_placed_blocks(h, placements, res, train=train, spectral_conv=sn,
+                                   axis_name=self.axis_name, **kw)
     h = jnp.sum(nn.relu(h), axis=(1, 2))
     return pl.projection_logits(h, y, num_classes=self.num_classes, dense=dense, **kw)

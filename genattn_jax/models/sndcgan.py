@@ -69,7 +69,8 @@ class SNDCGANGenerator(nn.Module):
       in {R/8, R/4, R/2, R}.
     spectral_norm: spectrally normalise the dense and conv layers (the SPAP
       paper does, Sec. 4.2).
-    bn_axis_name: pmap axis name over which BN averages batch statistics.
+    bn_axis_name: pmap axis name over which BN averages batch statistics (and
+      placed AN blocks draw their samples for the global batch).
     conv, dense, conv_transpose: layer constructors; None picks nn.Conv /
       nn.Dense / nn.ConvTranspose or their `norms.Spectral*` versions.
     dtype: computation dtype (None: inferred).
@@ -137,7 +138,8 @@ class SNDCGANGenerator(nn.Module):
       return nn.relu(h)
 
     def blocks(h, res):
-      return pl.apply_placed_blocks(h, placements, res, train=train, spectral_conv=sn, **kw)
+      return pl.apply_placed_blocks(h, placements, res, train=train, spectral_conv=sn,
+                                    axis_name=self.bn_axis_name, **kw)
 
     # Layers followed by batch norm have no bias: BN removes it exactly, so its gradient is
     # identically zero and Adam would only turn rounding noise into updates.
@@ -179,6 +181,8 @@ class SNDCGANDiscriminator(nn.Module):
     atrous_rates: dilation rates of the atrous branches.
     leak: LeakyReLU slope (0.1 in the paper).
     spectral_norm: spectrally normalise every conv / dense (the paper: yes).
+    axis_name: pmap axis the batch is split over (None: not split); placed
+      blocks that draw per-example random numbers (AN) draw for the global batch.
     conv, dense: layer constructors; None picks `norms.SpectralConv` /
       `norms.SpectralDense` (or nn.Conv / nn.Dense without spectral norm).
     dtype: computation dtype (None: inferred).
@@ -193,6 +197,7 @@ class SNDCGANDiscriminator(nn.Module):
   atrous_rates: Sequence[int] = (3, 5, 7)
   leak: float = 0.1
   spectral_norm: bool = True
+  axis_name: Optional[str] = None
   conv: Optional[Callable[..., nn.Module]] = None
   dense: Optional[Callable[..., nn.Module]] = None
   dtype: Optional[jnp.dtype] = None
@@ -240,7 +245,8 @@ class SNDCGANDiscriminator(nn.Module):
     act = lambda t: nn.leaky_relu(t, self.leak)
 
     def blocks(h, res):
-      return pl.apply_placed_blocks(h, placements, res, train=train, spectral_conv=sn, **kw)
+      return pl.apply_placed_blocks(h, placements, res, train=train, spectral_conv=sn,
+                                    axis_name=self.axis_name, **kw)
 
     h = act(conv(features=widths[0], kernel_size=(3, 3), strides=(1, 1), padding="SAME",
                  name="conv0", **kw)(x))

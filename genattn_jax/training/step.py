@@ -9,9 +9,8 @@
     devices when it is split into the D updates.
   * Noise and fake labels are drawn for the global batch from
     `fold_in(rng, state.step)` and, under `pmap`, each device takes its slice: the jit and
-    pmap backends and a single device see the same numbers for the same global batch. (AN's
-    `'sampling'` rng is the exception under pmap: each device draws positions for its own
-    examples, statistically equivalent but not bitwise equal to a single device.)
+    pmap backends and a single device see the same numbers for the same global batch. AN's
+    `'sampling'` draws follow the same rule (its `axis_name`, set from `model.bn_axis_name`).
   * With `axis_name` set (pmap), gradients and metrics are averaged over the axis; models
     average BatchNorm statistics over it too (`model.bn_axis_name`). Under jit with a sharded
     batch the same averages are global-batch reductions that XLA partitions.

@@ -137,6 +137,26 @@ class ResNetTest(parameterized.TestCase):
     self.assertIn((64, 1), _kernel_shapes(dv["params"]["linear"]))
     self.assertEqual(d.block_resolutions()[-1], 4 if res == 128 else 2)
 
+  def test_block_bias_layout_and_batch_norm_cancels_it(self):
+    z = jax.random.normal(jax.random.PRNGKey(4), (4, 128))
+    g_default, _ = _build()
+    shapes = jax.eval_shape(lambda: g_default.init(jax.random.PRNGKey(0), z))["params"]
+    for name in ("conv1", "conv2", "shortcut"):
+      self.assertNotIn("bias", shapes["block1"][name]["conv"])
+    self.assertIn("bias", shapes["conv_out"]["conv"])  # feeds tanh, not a BN
+    g, _ = _build(g_block_bias=True, g_spectral_norm=False)
+    gv = np_init(g, z)
+    apply = jax.jit(lambda v: g.apply(v, z, mutable=["batch_stats"])[0])
+    rs = np.random.RandomState(0)
+    moved = jax.tree_util.tree_map_with_path(
+        lambda p, v: v + rs.randn(*v.shape).astype(np.float32)
+        if "block" in jax.tree_util.keystr(p) and jax.tree_util.keystr(p).endswith("['bias']")
+        and "bn" not in jax.tree_util.keystr(p) else v, gv)
+    self.assertEqual(sum(int(not np.array_equal(a, b)) for a, b in zip(
+        jax.tree_util.tree_leaves(gv), jax.tree_util.tree_leaves(moved))), 9)  # 3 blocks x 3
+    # Every moved bias feeds a batch norm (train mode: batch statistics), which removes it.
+    chex.assert_trees_all_close(apply(moved), apply(gv), atol=2e-5)
+
   def test_errors(self):
     with self.assertRaisesRegex(ValueError, "resolution"):
       _build(resolution=48)
@@ -144,6 +164,8 @@ class ResNetTest(parameterized.TestCase):
       _build(upsample="transposed")
     with self.assertRaisesRegex(ValueError, "d_atrous"):
       _build(d_atrous=True)
+    with self.assertRaisesRegex(ValueError, "g_block_bias"):
+      models.build_gan(dict(name="sndcgan", g_block_bias=True))
     d = resnet.ResNetDiscriminator(num_classes=3, width=W)
     with self.assertRaisesRegex(ValueError, "`y`"):
       jax.eval_shape(lambda: d.init(jax.random.PRNGKey(0), jnp.zeros((B, 32, 32, 3)),

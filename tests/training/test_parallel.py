@@ -5,16 +5,19 @@ import jax
 import numpy as np
 import pytest
 
-from configs import cifar10_sndcgan_spap
+from configs import cifar10_sndcgan_spap, cifar10_sngan_an
 from genattn_jax.training import parallel, state as state_lib, trainer
 
 STEPS = 3
 
 
-def _config(backend):
-  c = cifar10_sndcgan_spap.get_test_config()
-  c.model.g_blocks = []          # keep compile time small: backbone with BN in G and SN in D
-  c.model.d_atrous = False
+def _config(backend, model="sndcgan"):
+  if model == "sndcgan":
+    c = cifar10_sndcgan_spap.get_test_config()
+    c.model.g_blocks = []        # keep compile time small: backbone with BN in G and SN in D
+    c.model.d_atrous = False
+  else:  # the main job's model: ResNet G with class-conditional BN and AN, projection D
+    c = cifar10_sngan_an.get_test_config()
   c.training.n_critic = 2
   c.training.batch_size = 16     # 2 rows per device per D update on 8 devices
   c.training.r1_gamma = 1.0
@@ -30,8 +33,8 @@ def _batches():
            "label": rng.integers(0, 10, (32,)).astype(np.int32)}
 
 
-def _run(backend_name, devices):
-  config = _config(backend_name)
+def _run(backend_name, devices, model):
+  config = _config(backend_name, model)
   generator, discriminator, train_step = trainer.build(config)
   state = state_lib.create_gan_state(config, generator, discriminator, jax.random.PRNGKey(0))
   backend = parallel.make_backend(backend_name, train_step, devices)
@@ -42,16 +45,16 @@ def _run(backend_name, devices):
   return jax.device_get(backend.get_state(dev_state)), backend.get_metrics(metrics)
 
 
-@pytest.fixture(scope="module")
-def single_device():
-  return _run("jit", jax.devices()[:1])
+@pytest.fixture(scope="module", params=["sndcgan", "resnet_an"])
+def single_device(request):
+  return request.param, _run("jit", jax.devices()[:1], request.param)
 
 
 @pytest.mark.parametrize("backend", ["jit", "pmap"])
 def test_eight_devices_equal_one(single_device, backend):
   assert jax.device_count() == 8
-  ref_state, ref_metrics = single_device
-  state, metrics = _run(backend, jax.devices())
+  model, (ref_state, ref_metrics) = single_device
+  state, metrics = _run(backend, jax.devices(), model)
   assert int(state.step) == STEPS
   chex.assert_trees_all_close(state.g_params, ref_state.g_params, atol=1e-5, rtol=1e-5)
   chex.assert_trees_all_close(state.d_params, ref_state.d_params, atol=1e-5, rtol=1e-5)
@@ -63,10 +66,10 @@ def test_eight_devices_equal_one(single_device, backend):
 
 
 def test_params_moved(single_device):
-  config = _config("jit")
+  model, (trained, _) = single_device
+  config = _config("jit", model)
   generator, discriminator, _ = trainer.build(config)
   init = state_lib.create_gan_state(config, generator, discriminator, jax.random.PRNGKey(0))
-  trained = single_device[0]
   diff = jax.tree_util.tree_map(lambda a, b: float(np.abs(np.asarray(a) - b).max()),
                                 init.g_params, trained.g_params)
   assert max(jax.tree_util.tree_leaves(diff)) > 1e-4
