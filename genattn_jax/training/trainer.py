@@ -65,9 +65,6 @@ def train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
     jax.distributed.initialize()
   workdir = os.path.abspath(os.path.expanduser(workdir))
   os.makedirs(workdir, exist_ok=True)
-  if jax.process_index() == 0:
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-      f.write(config.to_json_best_effort(indent=2))
   tcfg, ecfg = config.training, config.eval
   generator, discriminator, train_step = build(config)
   eval_generator = models.build_gan(config.model)[0]
@@ -86,6 +83,11 @@ def train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
                                        keep=config.checkpoint.keep,
                                        async_save=config.checkpoint.get("async_save", True))
   start, state = checkpointer.restore_latest(state, data_iter)
+  # Written after the restore: when the checkpoints do not fit this config, the config the run
+  # was started with stays in config.json, as the error message says.
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      f.write(config.to_json_best_effort(indent=2))
   if start is None:
     start, data_iter = 0, iter(loader)  # a refused checkpoint may have moved the iterator
   else:

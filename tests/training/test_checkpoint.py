@@ -236,3 +236,32 @@ def test_data_iterator_position_restores(tmp_path, gan_state):
   for g, e in zip(got, expected):
     np.testing.assert_array_equal(g, e)
   ckpt.close()
+
+
+def test_checkpoint_of_another_config_is_an_error_not_a_restart(tmp_path, gan_state, caplog):
+  _two_checkpoints(tmp_path, gan_state)
+  ckpt = ckpt_lib.Checkpointer(str(tmp_path), async_save=False)
+  # A config that builds one more array (e.g. a bias the run did not have).
+  more = zeros_like(gan_state).replace(
+      g_params={**gan_state.g_params, "extra": {"bias": np.zeros((3,), np.float32)}})
+  with pytest.raises(ckpt_lib.CheckpointMismatchError,
+                     match=r"checkpoint 2 in .*different model or config.*\['extra'\]\['bias'\]"
+                           r".*config\.json"):
+    ckpt.restore_latest(more)
+  assert not _refusal_logged(caplog, 2)  # raised at once: no fallback to checkpoint 1
+  # One fewer array: named as saved but not built.
+  first = sorted(gan_state.d_params)[0]
+  fewer = zeros_like(gan_state).replace(
+      d_params={k: v for k, v in gan_state.d_params.items() if k != first})
+  with pytest.raises(ckpt_lib.CheckpointMismatchError, match=f"does not build.*{first}"):
+    ckpt.restore_latest(fewer)
+  # Same arrays, another shape.
+  leaves, treedef = jax.tree_util.tree_flatten(gan_state.g_params)
+  leaves[0] = np.zeros(np.shape(leaves[0]) + (2,), np.float32)
+  g = jax.tree_util.tree_unflatten(treedef, leaves)
+  with pytest.raises(ckpt_lib.CheckpointMismatchError, match=r"other shapes.*saved \[.*config \["):
+    ckpt.restore_latest(zeros_like(gan_state).replace(g_params=g))
+  # The matching state still restores the newest checkpoint.
+  step, _ = ckpt.restore_latest(zeros_like(gan_state))
+  assert step == 2
+  ckpt.close()
