@@ -16,12 +16,16 @@ def _config(backend, model="sndcgan"):
     c = cifar10_sndcgan_spap.get_test_config()
     c.model.g_blocks = []        # keep compile time small: backbone with BN in G and SN in D
     c.model.d_atrous = False
-  else:  # the main job's model: ResNet G with class-conditional BN and AN, projection D
+    c.training.n_critic = 2
+    c.training.batch_size = 16   # 2 rows per device per D update on 8 devices
+    c.training.r1_gamma = 1.0
+    c.training.r1_interval = 2
+  else:
+    # The main job's model: ResNet G with class-conditional BN and AN (self-sampling and the
+    # orthogonal regulariser), projection D with AN. One D update per step keeps compiles short.
     c = cifar10_sngan_an.get_test_config()
-  c.training.n_critic = 2
-  c.training.batch_size = 16     # 2 rows per device per D update on 8 devices
-  c.training.r1_gamma = 1.0
-  c.training.r1_interval = 2
+    c.training.n_critic = 1
+    c.training.batch_size = 32   # 4 rows per device
   c.parallel.backend = backend
   return c
 
