@@ -15,12 +15,13 @@ Generator (ch = base * width):
   BN(y) is class-conditional BN when num_classes > 0, else plain BN; the final
   BN is always unconditional (as in the official SNGAN code).
   The up-block convs have no bias by default (`block_bias=False`): each output
-  goes into a batch norm (conv1 -> BN, conv2 + shortcut -> the next block's BN
-  or the final BN, or through a placed block first), which subtracts any
-  per-channel constant, so those biases get a gradient of zero up to rounding
-  and Adam, which divides by the gradient's scale, turns the rounding noise
-  into lr-sized random steps. The official chainer code has the biases:
-  `block_bias=True` gives its exact parameter layout.
+  goes into a batch norm (conv1 -> BN; conv2 + shortcut -> the next block's BN
+  or the final BN, after any block placed at that resolution), and batch norm
+  subtracts any per-channel constant. Where nothing sits in between, those
+  biases get a gradient of zero up to rounding, and Adam, which divides by the
+  gradient's scale, turns the rounding noise into lr-sized random steps. The
+  official chainer code has the biases: `block_bias=True` gives its exact
+  parameter layout.
 Discriminator:
   optimized block (3x3 conv -> ReLU -> 3x3 conv -> avg-pool, shortcut
   avg-pool -> 1x1 conv), then blocks ReLU -> 3x3 conv -> ReLU -> 3x3 conv
