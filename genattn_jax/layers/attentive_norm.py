@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from genattn_jax._checks import check_nhwc, check_positive, check_rank
+from genattn_jax._parallel import global_rows, own_rows
 
 # Name of the n-filter entity conv inside every AttentiveNormalization; the
 # penalty helpers find ANs in an arbitrary parameter tree by this name.
@@ -279,18 +280,12 @@ def _self_sampling_activation(key: jax.Array, query: jax.Array, n: int,
   b, ph, pw, d = key.shape
   num_pos = ph * pw
   flat = key.reshape(b, num_pos, d)
-  rows = b if axis_name is None else b * jax.lax.axis_size(axis_name)
-
-  def own_rows(draw):
-    if axis_name is None:
-      return draw
-    return jax.lax.dynamic_slice_in_dim(draw, jax.lax.axis_index(axis_name) * b, b, axis=0)
-
+  rows = global_rows(b, axis_name)
   if num_pos >= n:
     # Uniform sampling without replacement: the n largest of i.i.d. uniforms.
-    _, idx = jax.lax.top_k(own_rows(jax.random.uniform(rng, (rows, num_pos))), n)
+    _, idx = jax.lax.top_k(own_rows(jax.random.uniform(rng, (rows, num_pos)), b, axis_name), n)
   else:
-    idx = own_rows(jax.random.randint(rng, (rows, n), 0, num_pos))
+    idx = own_rows(jax.random.randint(rng, (rows, n), 0, num_pos), b, axis_name)
   idx = idx.astype(jnp.int32)
   sow("intermediates", "sample_indices", idx)
   filters = jnp.take_along_axis(flat, idx[..., None], axis=1)  # [B, n, d]

@@ -131,21 +131,16 @@ class Checkpointer:
       CheckpointMismatchError: the checkpoint's arrays are not those of `target`.
       CheckpointError: it has no manifest, or an array fails its sha256 check.
     """
-    try:
-      saved_meta = self.manager.restore(step, args=ocp.args.Composite(
-          meta=ocp.args.JsonRestore()))["meta"]
-    except Exception:  # pylint: disable=broad-except
-      saved_meta = None  # unreadable: the full restore below reports it
-    if saved_meta:
-      check_compatible(saved_meta, target, step, self.directory)
+    # The manifest first (small JSON): it decides whether the arrays are worth reading.
+    meta = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+    if not meta or "checksums" not in meta:
+      raise CheckpointError(f"checkpoint {step} has no checksum manifest.")
+    check_compatible(meta, target, step, self.directory)
     abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, target)
-    items = {"state": ocp.args.StandardRestore(abstract), "meta": ocp.args.JsonRestore()}
+    items = {"state": ocp.args.StandardRestore(abstract)}
     if data_iterator is not None:
       items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
     restored = self.manager.restore(step, args=ocp.args.Composite(**items))
-    meta = restored["meta"]
-    if not meta or "checksums" not in meta:
-      raise CheckpointError(f"checkpoint {step} has no checksum manifest.")
     verify_checksums(restored["state"], meta["checksums"], step)
     return restored["state"]
 

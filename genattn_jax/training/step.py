@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import optax
 
 from genattn_jax import losses
+from genattn_jax._parallel import own_rows
 from genattn_jax.training import state as state_lib
 
 Metrics = Dict[str, jnp.ndarray]
@@ -37,14 +38,6 @@ Metrics = Dict[str, jnp.ndarray]
 def _orthogonal_penalty(g_params) -> jnp.ndarray:
   from genattn_jax.layers import attentive_norm  # pylint: disable=g-import-not-at-top
   return attentive_norm.orthogonal_penalty(g_params)
-
-
-def _global_slice(x: jnp.ndarray, local: int, axis_name: Optional[str]) -> jnp.ndarray:
-  """Rows of a globally drawn array that belong to this device."""
-  if axis_name is None:
-    return x
-  start = jax.lax.axis_index(axis_name) * local
-  return jax.lax.dynamic_slice_in_dim(x, start, local, axis=0)
 
 
 def make_train_step(config, generator: nn.Module, discriminator: nn.Module,
@@ -71,7 +64,7 @@ def make_train_step(config, generator: nn.Module, discriminator: nn.Module,
     z = jax.random.normal(z_rng, (global_b, z_dim), jnp.float32)
     y = (jax.random.randint(y_rng, (global_b,), 0, num_classes) if num_classes
          else jnp.zeros((global_b,), jnp.int32))
-    return _global_slice(z, local_b, axis_name), _global_slice(y, local_b, axis_name)
+    return own_rows(z, local_b, axis_name), own_rows(y, local_b, axis_name)
 
   def run_g(params, g_state, z, y, rng):
     out, new_state = generator.apply({"params": params, **g_state}, z, y if num_classes else None,

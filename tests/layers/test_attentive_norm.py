@@ -219,25 +219,20 @@ class AttentiveNormalizationTest(parameterized.TestCase):
     x = _x((4, 8, 12, C))
     rng = jax.random.PRNGKey(5)
     expected, st = _run(self.v, x, True, seed=5)
-    sharded = AttentiveNormalization(num_entities=N, axis_name="d")
 
-    def per_device(xs):
-      return sharded.apply(self.v, xs, train=True, rngs={"sampling": rng},
-                           mutable=["intermediates"])
+    def on_two_devices(module):
+      out, inter = jax.pmap(lambda xs: module.apply(
+          self.v, xs, train=True, rngs={"sampling": rng}, mutable=["intermediates"]),
+                            axis_name="d", devices=jax.devices()[:2])(x.reshape(2, 2, 8, 12, C))
+      return out.reshape(x.shape), np.asarray(
+          inter["intermediates"]["sample_indices"][0]).reshape(4, N)
 
-    out, inter = jax.pmap(per_device, axis_name="d", devices=jax.devices()[:2])(
-        x.reshape(2, 2, 8, 12, C))
-    np.testing.assert_array_equal(
-        np.asarray(inter["intermediates"]["sample_indices"][0]).reshape(4, N),
-        np.asarray(st["sample_indices"][0]))
-    chex.assert_trees_all_close(out.reshape(x.shape), expected, atol=1e-5, rtol=1e-5)
+    out, indices = on_two_devices(AttentiveNormalization(num_entities=N, axis_name="d"))
+    np.testing.assert_array_equal(indices, np.asarray(st["sample_indices"][0]))
+    chex.assert_trees_all_close(out, expected, atol=1e-5, rtol=1e-5)
     # Without axis_name each device draws for its own 2 rows: other positions.
-    _, plain = jax.pmap(lambda xs: MODULE.apply(
-        self.v, xs, train=True, rngs={"sampling": rng}, mutable=["intermediates"]),
-                        axis_name="d", devices=jax.devices()[:2])(x.reshape(2, 2, 8, 12, C))
-    self.assertFalse(np.array_equal(
-        np.asarray(plain["intermediates"]["sample_indices"][0]).reshape(4, N),
-        np.asarray(st["sample_indices"][0])))
+    _, plain_indices = on_two_devices(MODULE)
+    self.assertFalse(np.array_equal(plain_indices, np.asarray(st["sample_indices"][0])))
 
   @chex.variants(with_jit=True, without_jit=True)
   def test_jit_and_nonjit_equal(self):

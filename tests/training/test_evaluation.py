@@ -37,18 +37,24 @@ def _write_stats(path, seed):
   return fid.load_statistics(str(path))
 
 
-def test_cached_real_stats_are_reused_and_keyed_by_subset(tmp_path):
+def _config_without_data(tmp_path):
+  """Test config whose data source does not exist (any computation would fail), and its split."""
   config = demo.get_test_config()
-  config.data.source = str(tmp_path / "no_such_dataset")  # any computation would fail
-  split = config.eval.get("real_split") or config.data.split
+  config.data.source = str(tmp_path / "no_such_dataset")
+  return config, config.eval.get("real_split") or config.data.split
+
+
+def test_cached_real_stats_are_reused_and_keyed_by_subset(tmp_path):
+  config, split = _config_without_data(tmp_path)
   path = evaluation._real_stats_path(str(tmp_path), config.data, split, config.eval.num_real)
   (tmp_path / "fid_stats").mkdir()
   mu, sigma = _write_stats(path, 0)
   got_mu, got_sigma = evaluation.real_statistics(str(tmp_path), config)
   np.testing.assert_array_equal(got_mu, mu)
   np.testing.assert_array_equal(got_sigma, sigma)
-  other = {evaluation._real_stats_path(str(tmp_path), config.data, split, config.eval.num_real + 1),
-           evaluation._real_stats_path(str(tmp_path), config.data, split + "_other", config.eval.num_real)}
+  n = config.eval.num_real
+  other = {evaluation._real_stats_path(str(tmp_path), config.data, split, n + 1),
+           evaluation._real_stats_path(str(tmp_path), config.data, split + "_other", n)}
   assert path not in other and len(other) == 2
 
 
@@ -57,9 +63,7 @@ def test_stats_cached_without_sampling_order_are_not_reused(tmp_path):
   # they came from the first N examples and must be recomputed, not reused.
   import hashlib  # pylint: disable=g-import-not-at-top
   import json  # pylint: disable=g-import-not-at-top
-  config = demo.get_test_config()
-  config.data.source = str(tmp_path / "no_such_dataset")
-  split = config.eval.get("real_split") or config.data.split
+  config, split = _config_without_data(tmp_path)
   old_key = json.dumps({"source": str(config.data.source), "split": split,
                         "n": int(config.eval.num_real), "size": int(config.data.image_size)},
                        sort_keys=True)
