@@ -22,6 +22,8 @@ def base_config(model_name: str = "sndcgan", resolution: int = 32) -> ml_collect
     parallel:   backend 'jit' (Mesh + NamedSharding) or 'pmap'; distributed (multi-host
                 `jax.distributed.initialize()`).
     checkpoint: every_steps, keep (newest K; the best-FID one is kept too), async_save.
+    task:       name of the training task (`genattn_jax.training.tasks`): 'noise' (noise →
+                image, the default); tasks add their own fields here.
     eval:       every_steps (0 = never), num_real, num_fake, real_split, real_stats (a
                 precomputed .npz used instead of real_split), batch_size, grid_rows.
   """
@@ -58,6 +60,9 @@ def base_config(model_name: str = "sndcgan", resolution: int = 32) -> ml_collect
   c.optimizer.b1 = 0.0
   c.optimizer.b2 = 0.999
   c.optimizer.grad_clip = 0.0
+
+  c.task = ml_collections.ConfigDict()
+  c.task.name = "noise"
 
   c.parallel = ml_collections.ConfigDict()
   c.parallel.backend = "jit"

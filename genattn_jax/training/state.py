@@ -58,18 +58,21 @@ def _split_variables(variables) -> Tuple[PyTree, PyTree]:
 
 
 def create_gan_state(config, generator: nn.Module, discriminator: nn.Module,
-                     rng: jax.Array) -> GANState:
-  """Initialises G and D on dummy inputs of the configured shape and their optimizers."""
-  res, z_dim = config.model.resolution, config.model.z_dim
-  channels = config.data.get("channels", 3)
-  g_rng, d_rng, s_rng = jax.random.split(rng, 3)
-  z = jnp.zeros((2, z_dim), jnp.float32)
-  y = jnp.zeros((2,), jnp.int32)
-  x = jnp.zeros((2, res, res, channels), jnp.float32)
-  g_params, g_state = _split_variables(generator.init(
-      {"params": g_rng, "sampling": s_rng}, z, y, train=False))
-  d_params, d_state = _split_variables(discriminator.init(
-      {"params": d_rng, "sampling": s_rng}, x, y, train=False))
+                     rng: jax.Array, task=None) -> GANState:
+  """Initialises G and D (through the task's dummy inputs) and their optimizers.
+
+  Args:
+    config: the run's config.
+    generator, discriminator: flax modules.
+    rng: init key.
+    task: a `training.tasks.Task`; default the one `config.task.name` names ('noise').
+  """
+  if task is None:
+    from genattn_jax.training import tasks  # pylint: disable=g-import-not-at-top
+    task = tasks.get_task(config, generator, discriminator)
+  g_vars, d_vars = task.init_variables(rng)
+  g_params, g_state = _split_variables(g_vars)
+  d_params, d_state = _split_variables(d_vars)
   g_tx, d_tx = make_optimizers(config)
   return GANState(
       step=jnp.zeros((), jnp.int32), g_params=g_params, d_params=d_params,

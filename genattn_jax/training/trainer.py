@@ -23,12 +23,12 @@ from absl import logging
 import jax
 
 from genattn_jax import models
-from genattn_jax.data import pipeline
 from genattn_jax.training import checkpoint as ckpt_lib
 from genattn_jax.training import evaluation
 from genattn_jax.training import parallel
 from genattn_jax.training import state as state_lib
 from genattn_jax.training import step as step_lib
+from genattn_jax.training import tasks as tasks_lib
 from genattn_jax.training import writer as writer_lib
 
 
@@ -45,7 +45,9 @@ def build(config):
       model_config.bn_axis_name = parallel.PMAP_AXIS
   generator, discriminator = models.build_gan(model_config)
   axis = parallel.PMAP_AXIS if config.parallel.backend == "pmap" else None
-  return generator, discriminator, step_lib.make_train_step(config, generator, discriminator, axis)
+  task = tasks_lib.get_task(config, generator, discriminator, axis)
+  return generator, discriminator, step_lib.make_train_step(config, generator, discriminator,
+                                                            axis, task=task)
 
 
 def _check_finite(step: int, metrics: Dict[str, float]) -> None:
@@ -68,16 +70,17 @@ def train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
   tcfg, ecfg = config.training, config.eval
   generator, discriminator, train_step = build(config)
   eval_generator = models.build_gan(config.model)[0]
-  num_classes = config.model.get("num_classes", 0)
+  # The task with the plain (axis-free) generator: state creation, data and evaluation.
+  task = tasks_lib.get_task(config, eval_generator, discriminator)
 
   rng = jax.random.PRNGKey(config.seed)
   init_rng, step_rng = jax.random.split(rng)
-  state = state_lib.create_gan_state(config, eval_generator, discriminator, init_rng)
+  state = state_lib.create_gan_state(config, eval_generator, discriminator, init_rng, task=task)
   logging.info("G params: %d, D params: %d", state_lib.param_count(state.g_params),
                state_lib.param_count(state.d_params))
 
-  loader = pipeline.create_data_loader(
-      config.data, global_batch_size=tcfg.batch_size * tcfg.n_critic, seed=config.seed)
+  loader = task.create_data_loader(global_batch_size=tcfg.batch_size * tcfg.n_critic,
+                                   seed=config.seed)
   data_iter = iter(loader)
   checkpointer = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"),
                                        keep=config.checkpoint.keep,
@@ -97,8 +100,6 @@ def train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
   backend = parallel.make_backend(config.parallel.backend, train_step)
   dev_state = backend.put_state(state)
   writer = writer_lib.MetricWriter(workdir)
-  sample_fn = evaluation.make_sample_fn(eval_generator, num_classes)
-  real_stats = None
   last: Dict[str, Any] = {}
   t0, steps_timed = time.time(), 0
   images_per_step = tcfg.batch_size * tcfg.n_critic
@@ -120,12 +121,10 @@ def train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
     host_state = backend.get_state(dev_state)
     fid_value: Optional[float] = None
     if do_eval:
-      if real_stats is None:
-        real_stats = evaluation.real_statistics(workdir, config)
-      fid_value = evaluation.generator_fid(sample_fn, host_state.ema_params, host_state.g_state,
-                                           config, real_stats)
-      scalars["fid"] = fid_value
-      grid = evaluation.fixed_noise_grid(sample_fn, host_state, config, rows=ecfg.grid_rows)
+      eval_scalars = task.evaluate(host_state, workdir)
+      fid_value = eval_scalars.get("fid")
+      scalars.update(eval_scalars)
+      grid = task.sample_grid(host_state, rows=ecfg.grid_rows)
       if jax.process_index() == 0:
         path = evaluation.save_png(os.path.join(workdir, "samples", f"step_{step:07d}.png"), grid)
         last["sample_grid"] = path
