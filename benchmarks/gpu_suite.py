@@ -223,6 +223,8 @@ def merge(out: str) -> Dict[str, Any]:
                                                             ips(tr, "fp32_tf32")),
         "ratio_bf16_jax_vs_torch_bf16_autocast": _ratio(ips(jr, "bf16"),
                                                         ips(tr, "bf16_autocast")),
+        "ratio_bf16_highest_jax_vs_torch_bf16_autocast": _ratio(ips(jr, "bf16_highest"),
+                                                                ips(tr, "bf16_autocast")),
         "max_abs_pool_diff_jax_vs_torch_fp32": (ft or {}).get("max_abs_pool_diff_vs_jax_fp32"),
         "jax_bf16_max_abs_pool_error": (fj or {}).get("bf16_max_abs_pool_error_vs_fp32"),
     }

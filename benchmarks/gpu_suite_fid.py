@@ -16,8 +16,10 @@ on the same images (and that difference relative to the largest feature).
 
 Variants:
   JAX:   fp32_highest (the library's setting: Precision.HIGHEST, true float32 convs),
-         bf16 (dtype=bfloat16), fp32_default_precision (Precision.DEFAULT: TF32 on GPUs
-         that have it), library_extract_features (genattn_jax.metrics.features with its
+         bf16 (dtype=bfloat16, Precision.DEFAULT), fp32_default_precision (Precision.DEFAULT:
+         TF32 on GPUs that have it), bf16_highest (dtype=bfloat16 with the library's
+         Precision.HIGHEST, what `extract_features(dtype=bfloat16)` runs),
+         library_extract_features (genattn_jax.metrics.features with its
          MICRO_BATCH loop; needs tqdm; skipped with --tiny). --tiny (CPU smoke test): batch 2,
          2 batches, 75x75 input, the first two variants.
   torch: fp32_no_tf32 (cudnn.allow_tf32 False; matches fp32_highest), fp32_tf32 (PyTorch's
@@ -106,8 +108,9 @@ def run_jax(args) -> int:
 
   hp = jax.lax.Precision
   variants = [("fp32_highest", dict(precision=hp.HIGHEST)),
-              ("bf16", dict(precision=hp.HIGHEST, dtype=jnp.bfloat16)),
-              ("fp32_default_precision", dict(precision=hp.DEFAULT))]
+              ("bf16", dict(precision=hp.DEFAULT, dtype=jnp.bfloat16)),
+              ("fp32_default_precision", dict(precision=hp.DEFAULT)),
+              ("bf16_highest", dict(precision=hp.HIGHEST, dtype=jnp.bfloat16))]
   pools: Dict[str, np.ndarray] = {}
   if args.tiny:  # on CPU DEFAULT is HIGHEST: one compile less
     variants = variants[:2]
