@@ -4,15 +4,14 @@ Everything here is device-agnostic: wall-clock timing of an already compiled
 JAX executable (compile time measured separately), XLA's static memory plan of
 a compiled executable, the process's resident-set peak read from
 /proc/self/status (Linux), and an accelerator's allocator statistics where the
-backend has them (GPU/TPU; `None` on CPU).
+backend has them (GPU/TPU; `None` on CPU). JAX is imported only by the functions that
+use it, so the memory helpers also serve the PyTorch side of benchmarks/gpu_suite.py.
 """
 
 import os
 import statistics
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
-
-import jax
 
 GIB = float(2**30)
 
@@ -30,6 +29,7 @@ def compile_jitted(fn: Callable[..., Any], *args: Any) -> Tuple[Any, float, floa
   Returns:
     (compiled executable, trace+lower seconds, XLA compile seconds).
   """
+  import jax  # pylint: disable=import-outside-toplevel
   jitted = jax.jit(fn)
   t0 = time.perf_counter()
   lowered = jitted.lower(*args)
@@ -41,6 +41,7 @@ def compile_jitted(fn: Callable[..., Any], *args: Any) -> Tuple[Any, float, floa
 
 def time_call(fn: Callable[..., Any], *args: Any) -> Tuple[Any, float]:
   """Runs `fn(*args)` once, waits for the result, returns (result, seconds)."""
+  import jax  # pylint: disable=import-outside-toplevel
   t0 = time.perf_counter()
   out = jax.block_until_ready(fn(*args))
   return out, time.perf_counter() - t0

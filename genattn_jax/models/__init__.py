@@ -20,11 +20,10 @@ BN running statistics and spectral-norm power-iteration state live in the
 'sampling' rng when train=True.
 """
 
-from typing import Any, Tuple
+from typing import Any, Dict, Tuple
 
 import flax.linen as nn
 import jax.numpy as jnp
-import ml_collections
 
 from genattn_jax import _checks
 from genattn_jax.models.placement import BLOCK_NAMES, BlockPlacement, normalize_placements
@@ -38,12 +37,17 @@ MODEL_NAMES: Tuple[str, ...] = ("sndcgan", "resnet")
 __all__ = [
     "BLOCK_NAMES", "BlockPlacement", "MODEL_NAMES", "RESNET_ARCHS", "ResNetDBlock",
     "ResNetDiscriminator", "ResNetGBlock", "ResNetGenerator", "SNDCGANDiscriminator",
-    "SNDCGANGenerator", "build_gan", "default_model_config", "normalize_placements",
+    "SNDCGANGenerator", "build_gan", "default_model_config", "model_defaults",
+    "normalize_placements",
 ]
 
 
-def default_model_config(name: str = "sndcgan", resolution: int = 32) -> ml_collections.ConfigDict:
+def default_model_config(name: str = "sndcgan", resolution: int = 32):
   """The papers' settings for backbone `name` at `resolution`, as a ConfigDict.
+
+  (`ml_collections` is imported here, not at module level, so that `build_gan` and the
+  model modules import without it, e.g. in `benchmarks/gpu_suite.sh` on a machine without
+  it; `model_defaults` gives the same fields as a dict.)
 
   Fields:
     name: 'sndcgan' or 'resnet'.
@@ -78,32 +82,42 @@ def default_model_config(name: str = "sndcgan", resolution: int = 32) -> ml_coll
   Raises:
     ValueError: for an unknown `name` or unsupported `resolution`.
   """
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  return ml_collections.ConfigDict(model_defaults(name, resolution))
+
+
+def model_defaults(name: str = "sndcgan", resolution: int = 32) -> Dict[str, Any]:
+  """The fields of `default_model_config(name, resolution)` as a plain dict.
+
+  Raises:
+    ValueError: for an unknown `name` or unsupported `resolution`.
+  """
   _checks.check_in(name, MODEL_NAMES, "name")
   if name == "resnet":
     _checks.check_in(resolution, tuple(RESNET_ARCHS), "resolution")
   else:
     _checks.check_positive(resolution, "resolution")
     _checks.check_divisible(resolution, 8, "resolution", "8")
-  c = ml_collections.ConfigDict()
-  c.name = name
-  c.resolution = resolution
-  c.z_dim = 128
-  c.num_classes = 0 if name == "sndcgan" else (10 if resolution == 32 else 1000)
-  c.g_width = 1.0
-  c.d_width = 1.0
-  c.upsample = "transposed" if name == "sndcgan" else "nearest"
-  c.g_blocks = []
-  c.d_blocks = []
-  c.d_atrous = False
-  c.d_atrous_stages = [2]
-  c.d_atrous_rates = [3, 5, 7]
-  c.g_spectral_norm = True
-  c.d_spectral_norm = True
-  c.g_block_bias = False
-  c.bn_axis_name = ""
-  c.dtype = ""
-  c.param_dtype = "float32"
-  return c
+  return {
+      "name": name,
+      "resolution": resolution,
+      "z_dim": 128,
+      "num_classes": 0 if name == "sndcgan" else (10 if resolution == 32 else 1000),
+      "g_width": 1.0,
+      "d_width": 1.0,
+      "upsample": "transposed" if name == "sndcgan" else "nearest",
+      "g_blocks": [],
+      "d_blocks": [],
+      "d_atrous": False,
+      "d_atrous_stages": [2],
+      "d_atrous_rates": [3, 5, 7],
+      "g_spectral_norm": True,
+      "d_spectral_norm": True,
+      "g_block_bias": False,
+      "bn_axis_name": "",
+      "dtype": "",
+      "param_dtype": "float32",
+  }
 
 
 def _dtype(value: Any, field: str):
@@ -136,7 +150,7 @@ def build_gan(config: Any) -> Tuple[nn.Module, nn.Module]:
   if "name" not in cfg:
     raise ValueError(f"`name` missing from the model config; expected one of {MODEL_NAMES}.")
   _checks.check_in(cfg["name"], MODEL_NAMES, "name")
-  full = default_model_config(cfg["name"], cfg.get("resolution", 32)).to_dict()
+  full = model_defaults(cfg["name"], cfg.get("resolution", 32))
   unknown = sorted(set(cfg) - set(full))
   if unknown:
     raise ValueError(f"unknown model config fields {unknown}; known: {sorted(full)}.")

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# The GPU suite: genattn_jax against PyTorch on the same GPU, in one run of <= 5 minutes.
+#
+# Usage (from anywhere; the repository root goes on PYTHONPATH):
+#   bash benchmarks/gpu_suite.sh OUTDIR            # full sizes, for a GPU machine
+#   bash benchmarks/gpu_suite.sh OUTDIR --tiny     # tiny sizes (CPU smoke test)
+# Environment:
+#   PYTHON        interpreter with jax/flax/optax (default python3)
+#   TORCH_PYTHON  interpreter with torch (default: $PYTHON); torch sections are recorded as
+#                 skipped when it cannot import torch
+#   SUITE_BUDGET_S  total wall-clock budget in seconds (default 290; tiny 2400)
+#   SUITE_NO_DONATION  1 (default): end with the no-donation train step if time is left; 0: not
+#
+# One process per (section, side), in this order, each under `timeout` (its share of the
+# budget, cut to what is left): train jax, train torch, fid jax, fid torch, blocks jax,
+# blocks torch, then (if >= 45 s are left) the train step again without state donation.
+# Every process rewrites its JSON in OUTDIR after each measurement, so a timeout keeps what
+# was measured; logs go to OUTDIR/logs/. Last, `merge` writes OUTDIR/summary.json (JAX /
+# PyTorch ratios) and prints it. See benchmarks/gpu_suite.py for the sections.
+set -u
+if [[ $# -lt 1 ]]; then
+  echo "usage: $0 OUTDIR [--tiny]" >&2
+  exit 2
+fi
+OUT=$1
+TINY=""
+if [[ "${2:-}" == "--tiny" ]]; then TINY="--tiny"; fi
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PY=${PYTHON:-python3}
+TPY=${TORCH_PYTHON:-$PY}
+export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-1}
+if [[ -n "$TINY" ]]; then BUDGET=${SUITE_BUDGET_S:-2400}; else BUDGET=${SUITE_BUDGET_S:-290}; fi
+mkdir -p "$OUT/logs"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/gpu_suite.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+START=$(date +%s)
+cd "$ROOT" || exit 2
+
+TORCH_OK=1
+if ! "$TPY" -c "import torch" > "$OUT/logs/torch_import.log" 2>&1; then
+  TORCH_OK=0
+  echo "[gpu_suite] $TPY cannot import torch: torch sections skipped" >&2
+fi
+
+# run NAME SHARE_S PYTHON ARGS...: one section process under timeout.
+run() {
+  local name=$1 share=$2 py=$3
+  shift 3
+  local now left t rc
+  now=$(date +%s)
+  left=$(( BUDGET - (now - START) ))
+  t=$(( share < left ? share : left ))
+  if (( t < 10 )); then
+    echo "[gpu_suite] $name: skipped (budget used up)" | tee -a "$OUT/logs/suite.log" >&2
+    return
+  fi
+  echo "[gpu_suite] $name: up to ${t}s" | tee -a "$OUT/logs/suite.log" >&2
+  timeout -k 5 "$t" "$py" -m benchmarks.gpu_suite "$@" --out "$OUT" --work "$WORK" $TINY \
+    --budget_s $(( t - 8 )) > "$OUT/logs/$name.log" 2>&1
+  rc=$?
+  echo "[gpu_suite] $name: rc=$rc after $(( $(date +%s) - now ))s" | tee -a "$OUT/logs/suite.log" >&2
+  if (( rc != 0 )); then tail -n 5 "$OUT/logs/$name.log" >&2; fi
+}
+
+if [[ -n "$TINY" ]]; then
+  # Guards against a hang only: on a 2-core CPU shared with other jobs (load 20+) each tiny
+  # section took up to 5x its quiet time.
+  S_TRAIN=400; S_TRAIN_T=400; S_FID=400; S_FID_T=400; S_BLK=400; S_BLK_T=400
+else
+  # The train step first: its compile (5 D updates + 1 G update, straight-line) is the longest.
+  S_TRAIN=95; S_TRAIN_T=30; S_FID=70; S_FID_T=30; S_BLK=50; S_BLK_T=15
+fi
+run train_jax "$S_TRAIN" "$PY" train jax --model resnet
+if (( TORCH_OK )); then run train_torch "$S_TRAIN_T" "$TPY" train torch --model resnet; fi
+run fid_jax "$S_FID" "$PY" fid jax
+if (( TORCH_OK )); then run fid_torch "$S_FID_T" "$TPY" fid torch; fi
+run blocks_jax "$S_BLK" "$PY" blocks jax
+if (( TORCH_OK )); then run blocks_torch "$S_BLK_T" "$TPY" blocks torch; fi
+if [[ "${SUITE_NO_DONATION:-1}" == "1" ]] && (( BUDGET - ($(date +%s) - START) >= 45 )); then
+  run train_jax_no_donation 60 "$PY" train jax --model resnet --no_donate
+fi
+"$PY" -m benchmarks.gpu_suite merge --out "$OUT" > "$OUT/logs/merge.log" 2>&1 \
+  || "$TPY" -m benchmarks.gpu_suite merge --out "$OUT" > "$OUT/logs/merge.log" 2>&1
+cat "$OUT/summary.json" 2>/dev/null
+echo "[gpu_suite] total $(( $(date +%s) - START ))s" | tee -a "$OUT/logs/suite.log" >&2
