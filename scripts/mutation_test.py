@@ -113,6 +113,8 @@ def main():
   parser.add_argument("--jobs", type=int, default=1)
   parser.add_argument("--work", default=os.environ.get("MUT_WORK", "/tmp/genattn_mutation"))
   parser.add_argument("--out", default=None)
+  parser.add_argument("--rerun", default=None,
+                      help="a results .json/.jsonl: run only the mutants not killed there")
   parser.add_argument("--tests", nargs=argparse.REMAINDER, default=None,
                       help="override the module's test files (e.g. where some cannot import)")
   parser.add_argument("--repo", default=os.path.dirname(os.path.dirname(os.path.abspath(
@@ -128,6 +130,16 @@ def main():
     shutil.copytree(args.repo, d, ignore=IGNORE, symlinks=True)
     workers.append(d)
   mutants = enumerate_mutants(workers[0], paths, disabled, only)
+  if args.rerun:
+    with open(args.rerun) as f:
+      text = f.read()
+    old = (json.loads(text)["mutants"] if args.rerun.endswith(".json")
+           else [json.loads(line) for line in text.splitlines() if line])
+    keep = {(r["file"], r["source"], r["mutant"]) for r in old if r["status"] != "killed"}
+    done = {(r["file"], r["source"], r["mutant"]) for r in old}
+    # Mutants not killed before, and any not run before (e.g. a run cut short).
+    mutants = [m for m in mutants if (m["file"], m["source"], m["mutant"]) in keep
+               or (m["file"], m["source"], m["mutant"]) not in done]
   print(f"{args.module}: {len(mutants)} mutants of {paths}; tests: {' '.join(tests)}",
         flush=True)
   # Baseline on every copy (also fills each copy's compile cache).

@@ -149,3 +149,26 @@ def test_regional_instance_norm_eps_on_sigma_near_constant_regions(hard):
     # In the near-constant region (x - mu) / (sigma + eps) is about half of (x - mu) / sigma.
     region0 = (got[:, :, :2] - alpha[0]) / beta[0]
     assert 0.3 < np.std(region0) < 0.8
+
+
+def test_default_eps_values_are_documented_ones():
+  x = _near_constant((1, 4, 4, 4), STDS, seed=6)
+  got = np.asarray(lap.patch_instance_norm(jnp.asarray(x), (4, 4)), np.float64)
+  np.testing.assert_allclose(got, _np_patch_in(x, 4, 4, 1e-5), rtol=2e-3, atol=2e-4)
+  s = np.ones((1, 4, 4, 1), np.float32)
+  beta, alpha = np.ones((1, 4), np.float32), np.zeros((1, 4), np.float32)
+  got = np.asarray(attentive_norm.regional_instance_norm(jnp.asarray(x), jnp.asarray(s),
+                                                         jnp.asarray(beta), jnp.asarray(alpha)))
+  np.testing.assert_allclose(got, _np_regional_in(x, s, beta, alpha, 1e-5), rtol=2e-2,
+                             atol=2e-3)
+
+
+def test_patch_in_bfloat16_statistics_in_float32():
+  # A large offset: bfloat16 statistics would lose the mean (bf16 spacing at 100 is 0.5);
+  # float32 statistics keep the result within bfloat16 output rounding of the float64 answer.
+  rng = np.random.default_rng(7)
+  x16 = jnp.asarray(100.0 + 4.0 * rng.standard_normal((2, 8, 8, 3)), jnp.bfloat16)
+  got = lap.patch_instance_norm(x16, (4, 4))
+  assert got.dtype == jnp.bfloat16
+  want = _np_patch_in(np.asarray(x16.astype(jnp.float32)), 4, 4, 1e-5)
+  np.testing.assert_allclose(np.asarray(got.astype(jnp.float32)), want, rtol=1e-2, atol=1e-2)

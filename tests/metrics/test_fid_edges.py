@@ -96,3 +96,81 @@ def test_not_finite_features_raise():
   feats[1, 1] = np.inf
   with pytest.raises(ValueError, match="NaN or infinite"):
     fid.feature_statistics(feats)
+
+
+def _warnings_of(fn):
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    fn()
+  return [w for w in caught if issubclass(w.category, fid.RankDeficientCovarianceWarning)]
+
+
+def test_rank_and_sign_thresholds_are_relative_to_the_largest_eigenvalue():
+  big_small = np.diag([1e6, 1e-6])
+  # sigma1 badly conditioned (1e-12 relative), the product well conditioned: still reported.
+  caught = _warnings_of(lambda: fid.frechet_distance(np.zeros(2), big_small, np.zeros(2),
+                                                     np.diag([1e-6, 1e6])))
+  assert any("rank deficient" in str(w.message) for w in caught)
+  # sigma1 fine, the product badly conditioned: reported.
+  caught = _warnings_of(lambda: fid.frechet_distance(np.zeros(2), np.eye(2), np.zeros(2),
+                                                     big_small))
+  assert any("rank deficient" in str(w.message) for w in caught)
+  # Small but clearly positive eigenvalues (1e-8 relative): neither singular nor negative.
+  assert not _warnings_of(lambda: fid.frechet_distance(np.zeros(2), np.diag([1.0, 1e-8]),
+                                                       np.zeros(2), np.eye(2)))
+  # A negative eigenvalue of round-off size relative to a large one is not reported as such.
+  caught = _warnings_of(lambda: fid.frechet_distance(np.zeros(2), np.diag([1e6, -1e-3]),
+                                                     np.zeros(2), np.eye(2)))
+  assert not any("negative eigenvalue" in str(w.message) for w in caught)
+
+
+def test_warnings_name_the_value_and_point_at_the_caller():
+  caught = _warnings_of(lambda: fid.frechet_distance(np.zeros(3), np.diag([1.0, 2.0, -0.5]),
+                                                     np.zeros(3), np.eye(3)))
+  negative = [w for w in caught if "negative eigenvalue" in str(w.message)]
+  assert negative and "negative eigenvalue -0.5" in str(negative[0].message)
+  assert all(w.filename == __file__ for w in caught)
+  caught = _warnings_of(lambda: fid.trace_sqrt_product(np.diag([1.0, -0.5]), np.eye(2)))
+  assert caught and all(w.filename == __file__ for w in caught)
+
+
+def test_symmetry_check_is_relative_to_scale():
+  s = np.array([[2e6, 1e6], [1e6 + 1e-3, 3e6]])   # asymmetric by 1e-9 relative: accepted
+  assert fid.frechet_distance(np.zeros(2), s, np.zeros(2), s) < 1e-6
+  with pytest.raises(ValueError, match="symmetric"):
+    fid.frechet_distance(np.zeros(2), np.array([[2.0, 1.0], [1.1, 3.0]]), np.zeros(2),
+                         np.eye(2))
+
+
+def test_classwise_missing_lists_the_classes_and_skip_keeps_later_ones():
+  rng = np.random.default_rng(12)
+  feats = lambda: rng.standard_normal((6, 2))
+  real, fake = {0: feats(), 1: feats(), 2: feats()}, {0: feats(), 2: feats(), 5: feats()}
+  with pytest.raises(ValueError, match=r"classes \[1\] appear only in `real_by_class` and "
+                                       r"\[5\] only in `fake_by_class`"):
+    fid.classwise_fid(real, fake)
+  out = fid.classwise_fid(real, fake, on_missing="skip")
+  assert list(out) == [0, 2]
+  assert out[2] == pytest.approx(fid.fid_from_features(real[2], fake[2]))
+
+
+def test_statistics_files(tmp_path):
+  mu, sigma = np.arange(3.0), np.eye(3)
+  nested = tmp_path / "a" / "b" / "stats"          # parents created, ".npz" appended
+  path = fid.save_statistics(nested, mu, sigma)
+  assert path.name == "stats.npz" and fid.is_statistics_file(path)
+  fid.save_statistics(tmp_path / "a" / "b" / "other.npz", mu, sigma)  # folder exists: fine
+  got_mu, got_sigma = fid.load_statistics(path)
+  np.testing.assert_array_equal(got_mu, mu)
+  np.testing.assert_array_equal(got_sigma, sigma)
+  assert not fid.is_statistics_file(tmp_path / "missing.npz")
+  assert not fid.is_statistics_file(tmp_path / "a")          # a folder
+  garbage = tmp_path / "garbage.npz"
+  garbage.write_bytes(b"not an archive")
+  assert not fid.is_statistics_file(garbage)
+  np.savez(tmp_path / "images.npz", images=np.zeros(2))
+  assert not fid.is_statistics_file(tmp_path / "images.npz")
+  # Object arrays (pickles) are refused, not unpickled.
+  np.savez(tmp_path / "pickled.npz", mu=np.array([1.0, 2.0], dtype=object), sigma=np.eye(2))
+  with pytest.raises(ValueError, match="allow_pickle"):
+    fid.load_statistics(tmp_path / "pickled.npz")
