@@ -42,6 +42,9 @@ def _config(tmp_path, **overrides):
   c.checkpoint.every_steps = 2
   c.checkpoint.keep = 10
   c.training.ema_decay = 0.5
+  # Large steps, so that after 5 updates the EMA, the raw generator and the initial one
+  # differ visibly even after uint8 quantisation.
+  c.optimizer.g_lr = c.optimizer.d_lr = 0.02
   for key, value in overrides.items():
     parent, name = key.rsplit(".", 1) if "." in key else ("", key)
     (c[parent] if parent else c)[name] = value
@@ -113,7 +116,10 @@ def test_fid_uses_ema_generator_in_eval_mode_and_logged_value(loop_run):
         batch_size=config.eval.batch_size, z_dim=config.model.z_dim, num_classes=0,
         seed=1234)))
 
-  np.testing.assert_array_equal(fake_images, images_of(final.ema_params, train=False))
+  ema_eval = images_of(final.ema_params, train=False)
+  # Same computation compiled separately: at most a rounding step on a few pixels.
+  diff = np.abs(fake_images.astype(int) - ema_eval)
+  assert diff.max() <= 1 and np.mean(diff > 0) < 0.01
   # ... and not from the raw generator, nor in training mode (batch statistics).
   assert np.abs(fake_images.astype(int) - images_of(final.g_params, False)).max() > 2
   assert np.abs(fake_images.astype(int) - images_of(final.ema_params, True)).max() > 2
