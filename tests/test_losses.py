@@ -146,3 +146,39 @@ class RegularizerTest(chex.TestCase):
       losses.gradient_penalty(self._linear_d, self.real, self.fake[:2], jax.random.PRNGKey(0))
     with self.assertRaisesRegex(ValueError, "real_images"):
       losses.r1_penalty(self._linear_d, jnp.zeros((3,)))
+
+
+class RegularizerEdgeTest(chex.TestCase):
+  """Input-validation boundaries and the small-gradient regime of the penalties."""
+
+  def test_rank_two_and_single_element_inputs_are_accepted(self):
+    w = np.array([0.3, -0.2], np.float32)
+    lin = lambda x: jnp.sum(x.reshape(x.shape[0], -1) * w, axis=-1)
+    x = np.random.RandomState(1).randn(3, 2).astype(np.float32)   # [B, D]
+    np.testing.assert_allclose(losses.r1_penalty(lin, x), np.sum(w.astype(np.float64) ** 2),
+                               rtol=1e-6)
+    gp = losses.gradient_penalty(lin, x, -x, jax.random.PRNGKey(0))
+    np.testing.assert_allclose(gp, (np.linalg.norm(w.astype(np.float64)) - 1) ** 2, rtol=1e-6)
+    one = lambda v: 2.0 * v[:, 0]
+    single = np.ones((1, 1), np.float32)                            # one sample, one value
+    np.testing.assert_allclose(losses.r1_penalty(one, single), 4.0, rtol=1e-6)
+    np.testing.assert_allclose(
+        losses.gradient_penalty(one, single, 0 * single, jax.random.PRNGKey(0)), 1.0, rtol=1e-6)
+
+  def test_rank_one_inputs_raise(self):
+    with self.assertRaisesRegex(ValueError, "`real`"):
+      losses.gradient_penalty(jnp.sum, jnp.ones((3,)), jnp.ones((3,)), jax.random.PRNGKey(0))
+    with self.assertRaisesRegex(ValueError, "`real`"):
+      losses.gradient_penalty(jnp.sum, jnp.ones((0, 2)), jnp.ones((0, 2)), jax.random.PRNGKey(0))
+    with self.assertRaisesRegex(ValueError, "real_images"):
+      losses.r1_penalty(jnp.sum, jnp.ones((0, 2)))
+
+  def test_gradient_penalty_below_unit_norm(self):
+    # ||grad|| = 0.1 < 1: the penalty is (0.1 - 1)^2 (a floor on the norm would hide this).
+    w = np.full((4,), 0.05, np.float32)
+    lin = lambda x: x @ w
+    x = np.random.RandomState(2).randn(3, 4).astype(np.float32)
+    gp = losses.gradient_penalty(lin, x, x + 1.0, jax.random.PRNGKey(1))
+    np.testing.assert_allclose(gp, (0.1 - 1.0) ** 2, rtol=1e-5)
+    gp2 = losses.gradient_penalty(lin, x, x + 1.0, jax.random.PRNGKey(1), target=0.1)
+    np.testing.assert_allclose(gp2, 0.0, atol=1e-10)

@@ -10,7 +10,7 @@
                tfds names; for local sources `'train'`/`'test'` plus an optional `[:N]`).
   image_size:  output resolution R (images are resized with PIL bicubic when they differ;
                28x28 IDX digits are padded to 32 when R == 32).
-  random_flip: horizontal flip with probability 0.5.
+  random_flip: horizontal flip with probability 0.5 (`RandomFlip`).
   channels:    3 (grayscale replicated) or 1.
 
 Batches are dicts `{'image': [b, R, R, C] float32 in [-1, 1], 'label': [b] int32}` where
@@ -126,10 +126,19 @@ class _Preprocess(grain.transforms.Map):
 
 
 @dataclasses.dataclass(frozen=True)
-class _RandomFlip(grain.transforms.RandomMap):
+class RandomFlip(grain.transforms.RandomMap):
+  """Horizontal flip (the W axis of [H, W, C]) with probability 0.5.
+
+  Every paired spatial map of the example (any other array whose first two dimensions
+  equal the image's H, W, e.g. a semantic label map or an instance map) gets the same flip,
+  so image and maps stay aligned; scalars such as the class label are left alone.
+  """
+
   def random_map(self, example, rng: np.random.Generator):
     if rng.random() < 0.5:
-      example = dict(example, image=example["image"][:, ::-1])
+      hw = np.shape(example["image"])[:2]
+      example = {k: (np.asarray(v)[:, ::-1] if np.ndim(v) >= 2 and np.shape(v)[:2] == hw
+                     else v) for k, v in example.items()}
     return example
 
 
@@ -165,7 +174,7 @@ def create_data_loader(data_config, *, global_batch_size: int, seed: int,
   ops = [_Preprocess(int(data_config.image_size), int(data_config.get("channels", 3)))]
   flip = data_config.get("random_flip", False) if random_flip is None else random_flip
   if flip:
-    ops.append(_RandomFlip())
+    ops.append(RandomFlip())
   ops.append(grain.transforms.Batch(global_batch_size // n_proc, drop_remainder=drop_remainder))
   return grain.DataLoader(data_source=source, sampler=sampler, operations=ops,
                           worker_count=worker_count)

@@ -52,6 +52,11 @@ def regional_instance_norm(x: jax.Array,
   `b = alpha - mu * a`, so memory is O(B*H*W*(C + n)) and no [B, H, W, n, C]
   tensor is built. Statistics are taken in float32 after subtracting the plain
   spatial mean (a shift that leaves Eq. 5 unchanged but avoids cancellation).
+  Precision: this one-pass variance has an absolute error of about
+  1e-7 * (mu_i - spatial mean)^2, so the sigma of a region that is nearly
+  constant (variance below that) and whose mean is far from the map's mean is
+  not resolved (measured: a region with sigma 1e-5 and mean 0.3 away from the
+  map's mean gives outputs off by up to 0.6).
 
   Args:
     x: [B, H, W, C] features, any float dtype.

@@ -8,8 +8,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
+from genattn_jax.layers import norms
 from genattn_jax.layers.spap import (AtrousConvBlock, AttentiveFuse,
                                      SpatialPyramidAttentivePooling)
 from tests.layers._util import np_conv
@@ -179,7 +179,6 @@ class SpapTest(chex.TestCase):
     chex.assert_trees_all_close(y, 0.5 * x, atol=1e-7)
 
   def test_spectral_conv(self):
-    norms = pytest.importorskip("genattn_jax.layers.norms")
     x = normal(12, (1, 8, 8, 2))
     model = SpatialPyramidAttentivePooling(conv=norms.SpectralConv, gamma_init=0.5)
     variables = model.init(jax.random.PRNGKey(0), x)
@@ -249,7 +248,6 @@ class AtrousConvBlockTest(chex.TestCase):
                                 atol=0.05, rtol=0.05)
 
   def test_spectral_conv(self):
-    norms = pytest.importorskip("genattn_jax.layers.norms")
     x = normal(16, (2, 8, 8, 3))
     block = AtrousConvBlock(features=4, conv=norms.SpectralConv)
     variables = block.init(jax.random.PRNGKey(0), x)

@@ -28,7 +28,7 @@ def bench():
 
 
 @pytest.fixture(scope="module")
-def cifar_features(bench, shared_data_dir):
+def cifar_features(bench, shared_data_dir, inception_weights_fetched_with_pip):
   splits = bench.load_splits(str(shared_data_dir / "cifar10-jpeg.tar.gz"), 100)
   return {name: features.extract_features(images, batch_size=50, progress=False)["pool"]
           for name, images in splits.items()}, splits

@@ -117,7 +117,8 @@ def test_evaluate_paths_images_with_injected_extractor(tmp_path):
                                                                    real_f[:10]), rtol=1e-6)
 
 
-def test_cli_end_to_end_inception_on_cifar10(shared_data_dir, tmp_path):
+def test_cli_end_to_end_inception_on_cifar10(shared_data_dir, tmp_path,
+                                            inception_weights_fetched_with_pip):
   """Real InceptionV3 on a few CIFAR-10 JPEGs (needs genattn_jax.metrics.features)."""
   count = {"cat": 0, "ship": 0}
   with tarfile.open(shared_data_dir / "cifar10-jpeg.tar.gz") as tar:

@@ -134,7 +134,7 @@ def test_rebatch_streams_exact_batches():
       (5, 4, 4, 3), (7, 2, 4, 3)]
 
 
-def test_extract_features_argument_errors():
+def test_extract_features_argument_errors(inception_weights_fetched_with_pip):
   _, variables, has_logits = features_lib.load_inception()
   assert not has_logits
   bad_mesh = jax.make_mesh((8,), ("batch",), axis_types=(jax.sharding.AxisType.Auto,))
@@ -155,7 +155,7 @@ def test_extract_features_argument_errors():
 
 
 @pytest.mark.slow
-def test_streamed_partial_batch_matches_pytorch_golden():
+def test_streamed_partial_batch_matches_pytorch_golden(inception_weights_fetched_with_pip):
   golden = np.load(FIXTURES / "inception_golden.npz")
   images = golden["images"][:13]
   pieces = (images[i:j] for i, j in ((0, 5), (5, 11), (11, 13)))  # a generator, no len()
@@ -166,7 +166,7 @@ def test_streamed_partial_batch_matches_pytorch_golden():
 
 
 @pytest.mark.slow
-def test_logits_follow_pool_through_fc():
+def test_logits_follow_pool_through_fc(inception_weights_fetched_with_pip):
   rng = np.random.default_rng(5)
   shapes = {"fc.weight": (1008, 2048), "fc.bias": (1008,)}
   _, base, _ = features_lib.load_inception()

@@ -58,8 +58,8 @@ def random_fixture():
 
 
 @pytest.fixture(scope="module")
-def real_state_dict():
-  sd, has_logits, _ = iw.resolve_state_dict()
+def real_state_dict(inception_weights_fetched_with_pip):
+  sd, has_logits, _ = inception_weights_fetched_with_pip
   return sd, has_logits
 
 
@@ -274,7 +274,7 @@ def golden():
 
 
 @pytest.fixture(scope="module")
-def golden_features(golden):
+def golden_features(golden, inception_weights_fetched_with_pip):
   """Pool features of the 16 fixture images, one batch of 16 over all 8 devices."""
   _, variables, _ = features_lib.load_inception()
   return features_lib.extract_features(golden["images"], variables=variables, batch_size=16,

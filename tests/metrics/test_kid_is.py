@@ -147,3 +147,37 @@ class InceptionScoreTest(parameterized.TestCase):
       is_lib.inception_score(np.zeros((5, 3)), num_splits=1, classes="tf")
     with pytest.raises(ValueError, match="NaN"):
       is_lib.inception_score(np.full((5, 3), np.nan), num_splits=1)
+
+
+class KidEdgeTest(parameterized.TestCase):
+  """Smallest accepted inputs, the documented defaults, and the clamp warning's details."""
+
+  def test_smallest_inputs_accepted(self):
+    rng = np.random.default_rng(7)
+    x, y = rng.standard_normal((2, 1)), rng.standard_normal((2, 1)) + 1.0   # N = 2, D = 1
+    np.testing.assert_allclose(kid_lib.mmd2_unbiased(x, y), _loop_mmd2(x, y), rtol=1e-12)
+    with warnings.catch_warnings():
+      warnings.simplefilter("error")
+      mean, _ = kid_lib.kernel_inception_distance(x, y, num_subsets=1, subset_size=2)
+    np.testing.assert_allclose(mean, _loop_mmd2(x, y), rtol=1e-12)
+
+  def test_defaults_are_the_papers_protocol(self):
+    import inspect  # pylint: disable=g-import-not-at-top
+    params = inspect.signature(kid_lib.kernel_inception_distance).parameters
+    self.assertEqual(params["num_subsets"].default, 100)
+    self.assertEqual(params["subset_size"].default, 1000)
+
+  def test_no_warning_when_sets_equal_subset_size_and_details_otherwise(self):
+    rng = np.random.default_rng(8)
+    x, y = rng.standard_normal((8, 3)), rng.standard_normal((6, 3))
+    with warnings.catch_warnings():
+      warnings.simplefilter("error")
+      kid_lib.kernel_inception_distance(x, y, num_subsets=2, subset_size=6)
+    with warnings.catch_warnings(record=True) as caught:
+      warnings.simplefilter("always")
+      kid_lib.kernel_inception_distance(x, y, num_subsets=2, subset_size=7)
+    self.assertLen(caught, 1)
+    self.assertIn("(8, 6); using subsets of 6", str(caught[0].message))
+    self.assertEqual(caught[0].filename, __file__)
+    with pytest.raises(ValueError, match="got 3 and 4"):
+      kid_lib.mmd2_unbiased(x, rng.standard_normal((6, 4)))

@@ -91,7 +91,12 @@ class ResNetTest(parameterized.TestCase):
         if "bn" in jax.tree_util.keystr(p) and v.ndim == 2 else v, gv)
     g_apply2 = jax.jit(lambda y: g.apply(gv2, z, y, train=False))
     self.assertGreater(float(jnp.max(jnp.abs(g_apply2(y1) - g_apply2(y2)))), 1e-6)
-    chex.assert_trees_all_close(g_apply(y1), g_apply(y1))
+    # Fresh per-class CBN parameters are identical, so the labels cannot matter yet.
+    chex.assert_trees_all_close(g_apply(y1), g_apply(y2), atol=1e-6)
+    # After the perturbation each sample depends on its own label only.
+    a, b = g_apply2(jnp.array([0, 1], jnp.int32)), g_apply2(jnp.array([0, 3], jnp.int32))
+    chex.assert_trees_all_close(a[0], b[0], atol=1e-6)
+    self.assertGreater(float(jnp.max(jnp.abs(a[1] - b[1]))), 1e-6)
 
   def test_projection_matches_formula(self):
     _, d = _build(num_classes=4, d_spectral_norm=False)

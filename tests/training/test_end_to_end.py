@@ -22,7 +22,7 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
+def trained_run(tmp_path_factory, inception_weights_fetched_with_pip):
   workdir = tmp_path_factory.mktemp("run")
   config = cifar10_sngan_an.get_test_config()   # ResNet + AN in G and D, ortho reg on
   result = trainer.train_and_evaluate(config, str(workdir))

@@ -70,5 +70,5 @@ def test_stats_cached_without_sampling_order_are_not_reused(tmp_path):
   old = tmp_path / "fid_stats" / f"real_{hashlib.sha1(old_key.encode()).hexdigest()[:12]}.npz"
   old.parent.mkdir()
   _write_stats(old, 1)
-  with pytest.raises(Exception, match="no_such_dataset"):
+  with pytest.raises(FileNotFoundError, match="no_such_dataset"):
     evaluation.real_statistics(str(tmp_path), config)
