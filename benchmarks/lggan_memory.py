@@ -106,6 +106,7 @@ def worker(name: str, size: int, num_classes: int, max_run_fraction: float) -> d
       num_classes, cfg["max_local_classes"]), "compile_s": round(compile_s, 1),
             "xla_plan_bytes": plan, "xla_plan_total_gib": round(plan_total / 2 ** 30, 3),
             "param_count": int(sum(x.size for x in jax.tree_util.tree_leaves(params)))}
+  print(json.dumps(result), file=sys.stderr, flush=True)  # progress: the plan before the run
   available = _mem_available_bytes()
   if plan_total > max_run_fraction * available:
     result["run"] = (f"skipped: plan {plan_total / 2**30:.2f} GiB > {max_run_fraction} x "
@@ -150,6 +151,11 @@ def main() -> None:
     else:
       rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     print(json.dumps(rows[-1]), flush=True)
+    _write(args, rows)
+
+
+def _write(args, rows) -> None:
+  """Writes the report so far (after every configuration)."""
   import jax  # only for the report's versions
   report = {
       "benchmark": "lggan_memory", "size": args.size, "batch": 1,
