@@ -8,17 +8,25 @@ filtering (Eq. 1), class-masked L1 (Eq. 2), fusion of the class outputs by sum
 discriminative feature learning with void classes filtered (Eq. 5), and the
 two-channel softmax weight-map fusion of global and local results (Eq. 6-7).
 The official PyTorch code (github.com/Ha0Tang/LGGAN,
-`semantic_image_synthesis/models/networks/generator.py` and
-`models/pix2pix_model.py`) was read for what the text leaves open; where it
-differs from the paper the docstrings say so.
+`semantic_image_synthesis/models/networks/generator.py`, its `ade20k/`
+variant and `models/pix2pix_model.py`) was read for what the text leaves
+open; where it differs from the paper the docstrings say so.
 
 Label maps: every function here accepts either a one-hot (or soft) float map
 `[B, H, W, K]` (K = `num_classes`, channel k is the mask `M_k`) or an integer
 map `[B, H, W]` of class ids in [0, K); ids outside that range (e.g. 255 for
 "don't care") give an all-zero mask at that pixel, so they belong to no class.
+
+Local classes: with `max_local_classes = m < K`, classes 0..m-1 keep their own
+branch and classes m..K-1 share one merged branch (their masks summed), so
+there are m + 1 local branches. This is the authors' ADE20K setting
+(`ade20k/models/networks/generator.py`: label channels 0-50 separate, 51-150
+summed, 52 branches); ADE20K's ids are ordered by pixel frequency, so these
+are the 51 most frequent classes. Other datasets need ids in that order.
 """
 
 import functools
+import math
 from typing import Callable, Optional, Sequence, Tuple, Union
 
 import flax.linen as nn
@@ -28,17 +36,68 @@ import numpy as np
 import optax
 
 from genattn_jax import _checks
+from genattn_jax.layers.dagan import init_kwargs
 
 Array = jax.Array
 Dtype = jnp.dtype
 
 FUSIONS = ("sum", "conv")
-POOLINGS = ("mask", "global")
+POOLINGS = ("global", "mask")
+BRANCH_PADDINGS = ("REFLECT", "SAME")
+
+
+def torch_conv_transpose_padding(kernel_size: int, stride: int, padding: int,
+                                 output_padding: int = 0) -> Tuple[int, int]:
+  """Explicit (low, high) padding that makes `nn.ConvTranspose` match PyTorch.
+
+  PyTorch's `ConvTranspose2d(k, s, p, output_padding=op)` scatters input
+  pixel i to outputs `s * i + u - p` (u = 0..k-1) and keeps
+  `(H - 1) * s - 2p + k + op` of them. As a correlation of the s-dilated
+  input that is the padding `(k - 1 - p, k - 1 - p + op)`, which `lax`
+  takes as explicit padding; the kernel is then PyTorch's weight flipped in
+  space (`kernel[u, v, i, o] = weight[i, o, k-1-u, k-1-v]`). Flax's
+  'SAME' pads (2, 1) for k=3, s=2, i.e. shifts the output by one pixel.
+
+  Args:
+    kernel_size: k (> 0).
+    stride: s (> 0).
+    padding: p, 0 <= p <= k - 1.
+    output_padding: op, 0 <= op < s.
+
+  Returns:
+    The pair `(k - 1 - p, k - 1 - p + op)`.
+
+  Raises:
+    ValueError: if an argument is out of range.
+  """
+  _checks.check_positive(kernel_size, "kernel_size")
+  _checks.check_positive(stride, "stride")
+  if not 0 <= padding <= kernel_size - 1:
+    raise ValueError(f"`padding` must be in [0, kernel_size - 1 = {kernel_size - 1}], "
+                     f"got {padding}.")
+  if not 0 <= output_padding < stride:
+    raise ValueError(f"`output_padding` must be in [0, stride = {stride}), got {output_padding}.")
+  low = kernel_size - 1 - padding
+  return low, low + output_padding
+
+
+def num_local_branches(num_classes: int, max_local_classes: Optional[int] = None) -> int:
+  """Number of local branches: K, or m + 1 when `max_local_classes = m < K`.
+
+  Raises:
+    ValueError: if `num_classes` <= 0 or `max_local_classes` <= 0.
+  """
+  _checks.check_positive(num_classes, "num_classes")
+  if max_local_classes is None or max_local_classes >= num_classes:
+    return num_classes
+  _checks.check_positive(max_local_classes, "max_local_classes")
+  return max_local_classes + 1
 
 
 def label_masks(labels: Array, num_classes: int, spatial: Optional[Tuple[int, int, int]] = None,
-                dtype: Dtype = jnp.float32, name: str = "labels") -> Array:
-  """Turns a label map into per-class masks `M_k` as a [B, H, W, K] array.
+                dtype: Dtype = jnp.float32, name: str = "labels",
+                max_local_classes: Optional[int] = None) -> Array:
+  """Turns a label map into per-branch masks `M_k` as a [B, H, W, K'] array.
 
   Args:
     labels: one-hot/soft float (or bool) map [B, H, W, K], or integer class ids
@@ -47,16 +106,18 @@ def label_masks(labels: Array, num_classes: int, spatial: Optional[Tuple[int, in
     spatial: optional (B, H, W) the map must match (e.g. the features' sizes).
     dtype: dtype of the returned masks.
     name: argument name used in error messages.
+    max_local_classes: None, or m: classes >= m are merged into one last mask
+      (module docstring); K' = `num_local_branches(K, m)`.
 
   Returns:
-    [B, H, W, K] masks in `dtype`.
+    [B, H, W, K'] masks in `dtype`.
 
   Raises:
     ValueError: if `num_classes` <= 0, if an integer map is not rank 3, a float
-      map not rank 4 or its last axis is not `num_classes`, or if (B, H, W)
-      differs from `spatial`.
+      map not rank 4 or its last axis is not `num_classes`, if (B, H, W)
+      differs from `spatial`, or if `max_local_classes` <= 0.
   """
-  _checks.check_positive(num_classes, "num_classes")
+  branches = num_local_branches(num_classes, max_local_classes)
   labels = jnp.asarray(labels)
   if jnp.issubdtype(labels.dtype, jnp.integer):
     _checks.check_rank(labels, 3, name, "[B, H, W] integer class ids")
@@ -72,31 +133,34 @@ def label_masks(labels: Array, num_classes: int, spatial: Optional[Tuple[int, in
     raise ValueError(
         f"`{name}` has [B, H, W] = {tuple(masks.shape[:3])}, expected {tuple(spatial)} "
         "to match the features/images.")
+  if branches < num_classes:
+    m = branches - 1
+    masks = jnp.concatenate(
+        [masks[..., :m], jnp.sum(masks[..., m:], axis=-1, keepdims=True)], axis=-1)
   return masks
 
 
-class _ClassBranch(nn.Module):
-  """One class's sub-generator: convs on its filtered features (Sec. 3.2)."""
-  out_features: int
-  hidden_features: Tuple[int, ...]
+class _StackedConvParams(nn.Module):
+  """Kernels [K, kh, kw, C_in, C_out] and biases [K, C_out] of K independent convs."""
+  num: int
   kernel_size: Tuple[int, int]
-  padding: str
-  activation: Callable[[Array], Array]
-  out_activation: Optional[Callable[[Array], Array]]
-  conv: Callable[..., nn.Module]
-  dtype: Optional[Dtype]
+  in_features: int
+  out_features: int
+  init_scheme: str
+  init_gain: float
   param_dtype: Dtype
 
   @nn.compact
-  def __call__(self, x: Array) -> Array:
-    for i, width in enumerate(self.hidden_features):
-      x = self.conv(features=width, kernel_size=self.kernel_size, padding=self.padding,
-                    dtype=self.dtype, param_dtype=self.param_dtype, name=f"conv_{i}")(x)
-      x = self.activation(x)
-    x = self.conv(features=self.out_features, kernel_size=self.kernel_size,
-                  padding=self.padding, dtype=self.dtype, param_dtype=self.param_dtype,
-                  name="conv_out")(x)
-    return x if self.out_activation is None else self.out_activation(x)
+  def __call__(self) -> Tuple[Array, Array]:
+    inits = init_kwargs(self.init_scheme, self.init_gain, stacked=True)
+    kernel_init = inits.get("kernel_init", nn.initializers.lecun_normal(batch_axis=(0,)))
+    bias_init = inits.get("bias_init", nn.initializers.zeros_init())
+    kernel = self.param("kernel", kernel_init,
+                        (self.num,) + tuple(self.kernel_size) + (self.in_features,
+                                                                  self.out_features),
+                        self.param_dtype)
+    bias = self.param("bias", bias_init, (self.num, self.out_features), self.param_dtype)
+    return kernel, bias
 
 
 class ClassSpecificLocalGeneration(nn.Module):
@@ -105,38 +169,59 @@ class ClassSpecificLocalGeneration(nn.Module):
   Given the shared upsampled feature map `f'` ([B, H, W, N]) and the label map,
   each class k gets its filtered features `F_k = M_k * f'` (Eq. 1) and its own
   sub-generator, with parameters independent of every other class, that makes
-  a class image `I^l_k` ([B, H, W, out_features]). The K branches are one
-  `nn.vmap` over a class axis (params stacked with a leading K axis, e.g.
-  `params['branches']['conv_out']['kernel']` is [K, kh, kw, N, out]), so XLA
-  runs them as a single batched conv. The local image is then
+  a class image `I^l_k` ([B, H, W, out_features]). The local image is then
   'sum' (Eq. 3): `sum_k I^l_k`, or 'conv' (Eq. 4): a conv of the class-major
   channel concatenation `[I^l_1, ..., I^l_K]` followed by `fusion_activation`.
 
-  The two deconvolution layers that make `f'` from the encoder output are not
-  part of this block (they belong to the backbone). Defaults follow the
-  official code, which the paper leaves open: each branch is a single 7x7 conv
-  with reflect padding to 3 channels and tanh; the Eq. 4 fusion is a 3x3
-  zero-padded conv followed by tanh. `hidden_features` adds more conv layers
-  per branch ("several convolutional layers" in the text).
+  Parameters are stacked over classes: `params['branches']['conv_out']`
+  holds `kernel` [K', kh, kw, C_in, out] and `bias` [K', out] (hidden layers
+  `conv_0`, `conv_1`, ...), K' = `num_local_branches(num_classes,
+  max_local_classes)`; the layout does not depend on `class_chunk_size`.
+
+  Memory: the K' filtered copies of `f'` are the cost (151 x 64 x 256 x 256
+  floats = 2.5 GB for ADE20K, plus their padded copies and gradients). With
+  `class_chunk_size = c` the branches run as a `lax.scan` over ceil(K'/c)
+  chunks of c classes (inside a chunk an unrolled loop of plain convs), the
+  filtering done inside the chunk, and with `remat` each chunk is
+  rematerialised in the backward pass (`jax.checkpoint`), so only one chunk's
+  activations are alive at a time. K' is padded to a multiple of c with empty
+  classes whose outputs are dropped. None runs all K' at once (fastest).
+
+  Defaults follow the official code, which the paper leaves open: each branch
+  is a single 7x7 conv with reflect padding to 3 channels and tanh
+  (`deconv5_k`); the Eq. 4 fusion is a 3x3 zero-padded conv followed by tanh
+  (`deconv9`). `hidden_features` adds more conv layers per branch ("several
+  convolutional layers" in the text). The two deconvolutions that make `f'`
+  are in `genattn_jax.models.lggan_heads.LGGANLocalBranch`.
 
   Attributes:
     num_classes: K, the number of semantic classes (= label channels).
+    max_local_classes: None, or m < K to merge classes >= m into one branch
+      (module docstring; the authors' ADE20K setting is 51).
     out_features: channels of each class image and of the local image.
     hidden_features: widths of extra per-branch convs before the output conv.
-    kernel_size: kernel size of the per-branch convs.
-    padding: padding of the per-branch convs ('REFLECT' as the official code,
-      or 'SAME' for zeros); 'REFLECT' needs H, W > kernel_size // 2.
+    kernel_size: odd kernel size of the per-branch convs.
+    padding: 'REFLECT' (as the official code; needs H, W > kernel_size // 2)
+      or 'SAME' (zeros).
     activation: nonlinearity after each hidden per-branch conv.
     out_activation: applied to each class image; None for none.
     fusion: 'sum' (Eq. 3) or 'conv' (Eq. 4).
     fusion_kernel_size: kernel size of the Eq. 4 conv (zero 'SAME' padding).
     fusion_activation: applied after the Eq. 4 conv; None for none.
-    conv: conv constructor (`nn.Conv` or e.g. `SpectralConv`), called with
-      `features, kernel_size, padding, dtype, param_dtype, name`.
+    class_chunk_size: None (all branches at once) or classes per chunk.
+    remat: rematerialise each chunk in the backward pass (when chunked).
+    init_scheme: 'spade' (xavier-normal gain `init_gain`, zero bias, as the official
+      SPADE-based code; default) or 'default' (lecun-normal per class kernel,
+      zero bias, and the `conv` constructor's own for the fusion conv).
+    init_gain: xavier gain for init_scheme='spade'.
+    conv: conv constructor for the Eq. 4 fusion conv (`nn.Conv` or e.g.
+      `SpectralConv`); the per-class convs are plain convs on the stacked
+      parameters (as the official `deconv5_k`, which are not normalised).
     dtype: computation dtype; None keeps the inputs' dtype.
     param_dtype: dtype of the parameters.
   """
   num_classes: int
+  max_local_classes: Optional[int] = None
   out_features: int = 3
   hidden_features: Sequence[int] = ()
   kernel_size: Tuple[int, int] = (7, 7)
@@ -146,6 +231,10 @@ class ClassSpecificLocalGeneration(nn.Module):
   fusion: str = "conv"
   fusion_kernel_size: Tuple[int, int] = (3, 3)
   fusion_activation: Optional[Callable[[Array], Array]] = jnp.tanh
+  class_chunk_size: Optional[int] = None
+  remat: bool = True
+  init_scheme: str = "spade"
+  init_gain: float = 0.02
   conv: Callable[..., nn.Module] = nn.Conv
   dtype: Optional[Dtype] = None
   param_dtype: Dtype = jnp.float32
@@ -162,46 +251,118 @@ class ClassSpecificLocalGeneration(nn.Module):
     Returns:
       A pair `(local_image, class_images)`: `local_image` [B, H, W, out] is
       `I^L_g` (in (-1, 1) with the default tanh activations) and
-      `class_images` [B, K, H, W, out] holds `I^l_k` for every class k, for the
-      class-masked L1 of Eq. 2 (`class_masked_l1`).
+      `class_images` [B, K', H, W, out] holds `I^l_k` for every branch k, for
+      the class-masked L1 of Eq. 2 (`class_masked_l1`).
 
     Raises:
       ValueError: if `features` is not [B, H, W, N]; if `labels` has the wrong
         rank, a class count other than `num_classes` or a different B, H, W;
-        or if `fusion`, `num_classes`, `out_features`, `hidden_features` or a
-        kernel size is invalid.
+        or if `fusion`, `padding`, `init_scheme`, `num_classes`, `max_local_classes`,
+        `out_features`, `hidden_features`, `class_chunk_size` or a kernel size
+        is invalid (branch kernels must be odd).
     """
-    b, h, w, _ = _checks.check_nhwc(features, "features")
+    b, h, w, n = _checks.check_nhwc(features, "features")
     _checks.check_in(self.fusion, FUSIONS, "fusion")
+    _checks.check_in(self.padding, BRANCH_PADDINGS, "padding")
     _checks.check_positive(self.out_features, "out_features")
     for width in self.hidden_features:
       _checks.check_positive(width, "hidden_features")
     kernel = _checks.to_pair(self.kernel_size, "kernel_size")
+    if kernel[0] % 2 == 0 or kernel[1] % 2 == 0:
+      raise ValueError(f"`kernel_size` must be odd (centred per-class convs), got {kernel}.")
     fusion_kernel = _checks.to_pair(self.fusion_kernel_size, "fusion_kernel_size")
     if self.dtype is not None:
       features = jnp.asarray(features, self.dtype)
-    masks = label_masks(labels, self.num_classes, (b, h, w), features.dtype)
-    # Eq. 1, class axis first so that the branches are vmapped over it.
-    filtered = jnp.einsum("bhwk,bhwn->kbhwn", masks, features)
-    branches = nn.vmap(
-        _ClassBranch, in_axes=0, out_axes=0, axis_size=self.num_classes,
-        variable_axes={"params": 0, "batch_stats": 0},
-        split_rngs={"params": True})
-    class_images = branches(
-        out_features=self.out_features, hidden_features=tuple(self.hidden_features),
-        kernel_size=kernel, padding=self.padding, activation=self.activation,
-        out_activation=self.out_activation, conv=self.conv, dtype=self.dtype,
-        param_dtype=self.param_dtype, name="branches")(filtered)  # [K, B, H, W, out]
-    class_images = jnp.moveaxis(class_images, 0, 1)  # [B, K, H, W, out]
+    masks = label_masks(labels, self.num_classes, (b, h, w), features.dtype,
+                        max_local_classes=self.max_local_classes)
+    k_total = masks.shape[-1]
+    chunk = k_total if self.class_chunk_size is None else self.class_chunk_size
+    _checks.check_positive(chunk, "class_chunk_size")
+    chunk = min(chunk, k_total)
+    n_chunks = math.ceil(k_total / chunk)
+
+    widths = list(self.hidden_features) + [self.out_features]
+    names = [f"conv_{i}" for i in range(len(self.hidden_features))] + ["conv_out"]
+    bank = _BranchBank(num=k_total, names=tuple(names), widths=tuple(widths), in_features=n,
+                       kernel_size=kernel, init_scheme=self.init_scheme, init_gain=self.init_gain,
+                       param_dtype=self.param_dtype, name="branches")
+    layers = bank()
+    dtype = features.dtype
+    layers = [(kk.astype(dtype), bb.astype(dtype)) for kk, bb in layers]
+    pad_mode = "reflect" if self.padding == "REFLECT" else "constant"
+    ph, pw = kernel[0] // 2, kernel[1] // 2
+    if pad_mode == "reflect" and (h <= ph or w <= pw):
+      raise ValueError(f"'REFLECT' padding of a {kernel} kernel needs H, W > {(ph, pw)}, "
+                       f"got `features` of shape {(b, h, w, n)}.")
+    activation, out_activation = self.activation, self.out_activation
+
+    def one_class(mask, params):  # mask [B, H, W]; params: list of (kernel, bias)
+      x = features * mask[..., None]  # Eq. 1
+      for i, (kk, bb) in enumerate(params):
+        x = jnp.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)), mode=pad_mode)
+        x = jax.lax.conv_general_dilated(
+            x, kk, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")) + bb
+        if i < len(params) - 1:
+          x = activation(x)
+        elif out_activation is not None:
+          x = out_activation(x)
+      return x
+
+    def run_chunk(carry, xs):
+      # An unrolled loop of plain convs: `jax.vmap` over per-class kernels
+      # becomes a grouped conv, which XLA:CPU runs about 15x slower.
+      chunk_masks, chunk_params = xs
+      return carry, jnp.stack([
+          one_class(chunk_masks[i], [(kk[i], bb[i]) for kk, bb in chunk_params])
+          for i in range(chunk)])
+
+    padded = n_chunks * chunk - k_total
+
+    def split(x):  # [K', ...] -> [n_chunks, chunk, ...], empty classes appended
+      x = jnp.pad(x, [(0, padded)] + [(0, 0)] * (x.ndim - 1))
+      return x.reshape((n_chunks, chunk) + x.shape[1:])
+
+    xs = (split(jnp.moveaxis(masks, -1, 0)),
+          [(split(kk), split(bb)) for kk, bb in layers])
+    if n_chunks == 1:
+      class_images = run_chunk(None, jax.tree_util.tree_map(lambda x: x[0], xs))[1][None]
+    else:
+      body = jax.checkpoint(run_chunk) if self.remat else run_chunk
+      class_images = jax.lax.scan(body, None, xs)[1]
+    class_images = class_images.reshape((n_chunks * chunk, b, h, w, self.out_features))
+    class_images = class_images[:k_total]  # [K', B, H, W, out]
     if self.fusion == "sum":  # Eq. 3
-      local = jnp.sum(class_images, axis=1)
-    else:  # Eq. 4
-      stacked = jnp.moveaxis(class_images, 1, 3).reshape(b, h, w, -1)
+      local = jnp.sum(class_images, axis=0)
+    else:  # Eq. 4, channels class-major: [I_1 (out ch), I_2, ...]
+      stacked = jnp.moveaxis(class_images, 0, 3).reshape(b, h, w, -1)
       local = self.conv(features=self.out_features, kernel_size=fusion_kernel, padding="SAME",
-                        dtype=self.dtype, param_dtype=self.param_dtype, name="fuse")(stacked)
+                        dtype=self.dtype, param_dtype=self.param_dtype, name="fuse",
+                        **init_kwargs(self.init_scheme, self.init_gain))(stacked)
       if self.fusion_activation is not None:
         local = self.fusion_activation(local)
-    return local, class_images
+    return local, jnp.moveaxis(class_images, 0, 1)
+
+
+class _BranchBank(nn.Module):
+  """The stacked per-class conv parameters of `ClassSpecificLocalGeneration`."""
+  num: int
+  names: Tuple[str, ...]
+  widths: Tuple[int, ...]
+  in_features: int
+  kernel_size: Tuple[int, int]
+  init_scheme: str
+  init_gain: float
+  param_dtype: Dtype
+
+  @nn.compact
+  def __call__(self):
+    layers, cin = [], self.in_features
+    for name, width in zip(self.names, self.widths):
+      layers.append(_StackedConvParams(
+          num=self.num, kernel_size=self.kernel_size, in_features=cin, out_features=width,
+          init_scheme=self.init_scheme, init_gain=self.init_gain, param_dtype=self.param_dtype, name=name)())
+      cin = width
+    return layers
 
 
 def filtered_class_cross_entropy(logits: Array, present: Array) -> Array:
@@ -238,29 +399,40 @@ def filtered_class_cross_entropy(logits: Array, present: Array) -> Array:
 class SemanticClassificationModule(nn.Module):
   """Classification-based discriminative feature learning (Sec. 3.2, Eq. 5).
 
-  The pack of filtered maps `F_k = M_k * f'` is pooled per class by a
-  semantic-guided average pooling to a [B, K, N] tensor, a linear classifier
-  (shared by all classes, as in the official code) maps each pooled vector to
-  K scores, and the cross-entropy against target k for row k is averaged over
-  the classes present in each sample (`filtered_class_cross_entropy`).
+  The pack of filtered maps `F_k = M_k * f'` is pooled per class by the
+  "semantic-guided average pooling" to a [B, K', N] tensor, a linear
+  classifier (shared by all classes, as in the official code) maps each pooled
+  vector to K' scores, and the cross-entropy against target k for row k is
+  averaged over the classes present in each sample
+  (`filtered_class_cross_entropy`).
 
-  Pooling: 'mask' averages `f'` over the pixels of class k (sum of `M_k * f'`
-  divided by the mask area, an empty class pools to 0), which is how this
-  library reads "semantic-guided average pooling"; 'global' divides by H * W
-  instead, as the official code does (a plain average pool of `F_k`).
+  Pooling: 'global' (default) is the average pool of `F_k` over all H * W
+  pixels, as the authors' code computes Eq. 5 (`AdaptiveAvgPool2d(1)` on the
+  filtered maps), i.e. the class's sum divided by H * W; 'mask' divides by
+  the class's mask area instead (a mean over the class's own pixels; an
+  empty class pools to 0), another reading of "semantic-guided" pooling that
+  is offered as an option.
 
   Attributes:
     num_classes: K.
-    pooling: 'mask' or 'global' (see above).
+    max_local_classes: None, or m < K to merge classes >= m into one branch
+      (module docstring); the classifier then has K' = m + 1 outputs.
+    pooling: 'global' or 'mask' (see above).
     use_bias: whether the classifier has a bias.
+    init_scheme: 'spade' (xavier-normal gain `init_gain`, zero bias; default) or
+      'default' (the `dense` constructor's own initialisers).
+    init_gain: xavier gain for init_scheme='spade'.
     dense: dense constructor (`nn.Dense` or e.g. `SpectralDense`), called with
-      `features=K, use_bias, dtype, param_dtype, name='classifier'`.
+      `features=K', use_bias, dtype, param_dtype, name='classifier'`.
     dtype: computation dtype; None keeps the inputs' dtype.
     param_dtype: dtype of the parameters.
   """
   num_classes: int
-  pooling: str = "mask"
+  max_local_classes: Optional[int] = None
+  pooling: str = "global"
   use_bias: bool = True
+  init_scheme: str = "spade"
+  init_gain: float = 0.02
   dense: Callable[..., nn.Module] = nn.Dense
   dtype: Optional[Dtype] = None
   param_dtype: Dtype = jnp.float32
@@ -271,38 +443,40 @@ class SemanticClassificationModule(nn.Module):
 
     Args:
       features: either the shared map `f'` [B, H, W, N] (filtered here by the
-        masks, without building the K filtered copies) or the already
-        filtered pack `[B, K, H, W, N]` of `F_k` (as returned by masking).
+        masks, without building the K' filtered copies) or the already
+        filtered pack `[B, K', H, W, N]` of `F_k`.
       labels: one-hot float [B, H, W, K] or int ids [B, H, W] at the same
         B, H, W; a class counts for sample b iff its mask is non-zero there.
 
     Returns:
-      A pair `(loss, logits)`: scalar float32 loss (>= 0) and the [B, K, K]
+      A pair `(loss, logits)`: scalar float32 loss (>= 0) and the [B, K', K']
       scores, row k being the prediction from class k's features.
 
     Raises:
-      ValueError: if `features` is not rank 4 or 5 (or a pack whose K is not
-        `num_classes`), if `labels` has the wrong rank, class count or
-        B, H, W, or if `pooling` is invalid.
+      ValueError: if `features` is not rank 4 or 5 (or a pack whose K' is not
+        the number of branches), if `labels` has the wrong rank, class count
+        or B, H, W, or if `pooling` or `init_scheme` is invalid.
     """
     _checks.check_in(self.pooling, POOLINGS, "pooling")
+    branches = num_local_branches(self.num_classes, self.max_local_classes)
     ndim = np.ndim(features)
     if ndim == 4:
       b, h, w, _ = _checks.check_nhwc(features, "features")
     elif ndim == 5:
       b, k, h, w, _ = features.shape
-      if k != self.num_classes:
+      if k != branches:
         raise ValueError(
             f"`features` pack has {k} classes (shape {tuple(features.shape)}), expected "
-            f"num_classes={self.num_classes}.")
+            f"{branches} local branches.")
     else:
       raise ValueError(
           f"`features` must have rank 4 [B, H, W, N] or 5 [B, K, H, W, N], got shape "
           f"{tuple(np.shape(features))}.")
     if self.dtype is not None:
       features = jnp.asarray(features, self.dtype)
-    masks = label_masks(labels, self.num_classes, (b, h, w), jnp.float32)
-    area = jnp.sum(masks, axis=(1, 2))  # [B, K]
+    masks = label_masks(labels, self.num_classes, (b, h, w), jnp.float32,
+                        max_local_classes=self.max_local_classes)
+    area = jnp.sum(masks, axis=(1, 2))  # [B, K']
     if ndim == 4:
       summed = jnp.einsum("bhwk,bhwn->bkn", masks.astype(features.dtype), features)
     else:
@@ -312,31 +486,41 @@ class SemanticClassificationModule(nn.Module):
     else:
       denom = jnp.full_like(area, float(h * w))
     pooled = summed / denom[..., None].astype(summed.dtype)
-    logits = self.dense(features=self.num_classes, use_bias=self.use_bias, dtype=self.dtype,
-                        param_dtype=self.param_dtype, name="classifier")(pooled)
+    logits = self.dense(features=branches, use_bias=self.use_bias, dtype=self.dtype,
+                        param_dtype=self.param_dtype, name="classifier",
+                        **init_kwargs(self.init_scheme, self.init_gain))(pooled)
     loss = filtered_class_cross_entropy(logits, area > 0)
     return loss, logits
 
 
-def class_masked_l1(target: Array, class_images: Array, labels: Array) -> Array:
+def class_masked_l1(target: Array, class_images: Array, labels: Array,
+                    num_classes: Optional[int] = None, max_local_classes: Optional[int] = None,
+                    present_only: bool = False) -> Array:
   """Semantic-mask guided pixel-wise L1 of Eq. 2.
 
   `sum_k mean(|target * M_k - I^l_k|)`, the mean taken over B, H, W and the
-  image channels (as the official code, an `L1Loss` per class summed over
-  classes).
+  image channels (as the official code: an `L1Loss` per class, summed over
+  classes). As Eq. 2 and the code, every branch counts by default: an absent
+  class's image is pulled to 0 (its masked target). With `present_only` a
+  class counts only in the samples where it is present (the per-class mean
+  is then over those samples' pixels).
 
   Args:
     target: [B, H, W, C] float real image `I_g` (e.g. in [-1, 1]).
-    class_images: [B, K, H, W, C] float class images `I^l_k`.
+    class_images: [B, K', H, W, C] float class images `I^l_k`.
     labels: one-hot float [B, H, W, K] or int ids [B, H, W] at the same B, H, W.
+    num_classes: K; None means K' (no merged branch).
+    max_local_classes: as `ClassSpecificLocalGeneration`; K' must equal
+      `num_local_branches(num_classes, max_local_classes)`.
+    present_only: count only the (sample, class) pairs whose mask is non-zero.
 
   Returns:
     Scalar float32 loss, >= 0.
 
   Raises:
     ValueError: if `target` is not [B, H, W, C], `class_images` not
-      [B, K, H, W, C] matching it, or `labels` has the wrong rank, class
-      count or B, H, W.
+      [B, K', H, W, C] matching it and the branch count, or `labels` has the
+      wrong rank, class count or B, H, W.
   """
   b, h, w, c = _checks.check_nhwc(target, "target")
   _checks.check_rank(class_images, 5, "class_images", "[B, K, H, W, C]")
@@ -345,10 +529,22 @@ def class_masked_l1(target: Array, class_images: Array, labels: Array) -> Array:
     raise ValueError(
         f"`class_images` must be [B, K, H, W, C] with B, H, W, C = {(b, h, w, c)} of "
         f"`target`, got shape {tuple(class_images.shape)}.")
-  masks = label_masks(labels, k, (b, h, w), jnp.float32)
+  num_classes = k if num_classes is None else num_classes
+  if num_local_branches(num_classes, max_local_classes) != k:
+    raise ValueError(
+        f"`class_images` has {k} branches, expected "
+        f"{num_local_branches(num_classes, max_local_classes)} for num_classes={num_classes}, "
+        f"max_local_classes={max_local_classes}.")
+  masks = label_masks(labels, num_classes, (b, h, w), jnp.float32,
+                      max_local_classes=max_local_classes)
   masked_target = jnp.einsum("bhwk,bhwc->bkhwc", masks, jnp.asarray(target, jnp.float32))
   diff = jnp.abs(masked_target - jnp.asarray(class_images, jnp.float32))
-  return jnp.sum(jnp.mean(diff, axis=(0, 2, 3, 4)))
+  per_sample = jnp.sum(diff, axis=(2, 3, 4))  # [B, K']
+  if not present_only:
+    return jnp.sum(per_sample) / (b * h * w * c)
+  present = (jnp.sum(masks, axis=(1, 2)) > 0).astype(jnp.float32)  # [B, K']
+  count = jnp.sum(present, axis=0) * (h * w * c)  # [K']
+  return jnp.sum(jnp.sum(per_sample * present, axis=0) / jnp.maximum(count, 1.0))
 
 
 class AttentionFusion(nn.Module):
@@ -361,34 +557,45 @@ class AttentionFusion(nn.Module):
 
   `G_w` is `len(hidden_features)` blocks of stride-2 transposed conv
   (`kernel_size`) -> `norm` -> `activation`, each doubling H and W, then a
-  1x1 conv to 2 logits. The paper lists two transposed blocks (128, 64
-  channels, 3x3, stride 2) and a 1x1 Conv -> InstanceNorm -> ReLU block to 2
-  channels; the official code has no norm or ReLU after that last conv (a
-  ReLU before the softmax would clip the logits), which is followed here. The
-  norm defaults to instance norm without affine parameters (the PyTorch
-  default used there). As in the official code, weight channel 0 weights the
+  1x1 conv to 2 logits. The transposed convs are PyTorch's
+  `ConvTranspose2d(k, 2, padding=1, output_padding=1)` of the official code,
+  built with the explicit padding of `torch_conv_transpose_padding` ((1, 2)
+  for k=3; Flax's 'SAME' would shift every block's output by one pixel). The
+  paper lists two transposed blocks (128, 64 channels, 3x3, stride 2) and a
+  1x1 Conv -> InstanceNorm -> ReLU block to 2 channels; the official code has
+  no norm or ReLU after that last conv (a ReLU before the softmax would clip
+  the logits), which is followed here. The norm defaults to instance norm
+  without affine parameters, eps 1e-5 and a two-pass variance (PyTorch's `InstanceNorm2d`
+  defaults used there). As in the official code, weight channel 0 weights the
   local image and channel 1 the global image.
 
   Attributes:
     hidden_features: channels of the upsampling blocks; () means `features`
       is already at image resolution.
-    kernel_size: kernel size of the transposed convs.
+    kernel_size: kernel size of the transposed convs (int; PyTorch padding 1,
+      output_padding 1, so every block exactly doubles H and W).
     activation: nonlinearity after each norm.
+    init_scheme: 'spade' (xavier-normal gain `init_gain`, zero bias; default) or
+      'default' (the constructors' own initialisers).
+    init_gain: xavier gain for init_scheme='spade'.
     conv: conv constructor for the final 1x1 conv.
-    conv_transpose: transposed-conv constructor (`nn.ConvTranspose`), called
-      with `features, kernel_size, strides=(2, 2), padding='SAME', dtype,
-      param_dtype, name`.
+    conv_transpose: transposed-conv constructor (`nn.ConvTranspose` or
+      `SpectralConvTranspose`), called with `features, kernel_size,
+      strides=(2, 2), padding=((lo, hi), (lo, hi)), dtype, param_dtype, name`.
     norm: norm constructor called with `dtype, param_dtype, name`; None skips.
     dtype: computation dtype; None keeps the inputs' dtype.
     param_dtype: dtype of the parameters.
   """
   hidden_features: Sequence[int] = (128, 64)
-  kernel_size: Tuple[int, int] = (3, 3)
+  kernel_size: int = 3
   activation: Callable[[Array], Array] = nn.relu
+  init_scheme: str = "spade"
+  init_gain: float = 0.02
   conv: Callable[..., nn.Module] = nn.Conv
   conv_transpose: Callable[..., nn.Module] = nn.ConvTranspose
   norm: Optional[Callable[..., nn.Module]] = functools.partial(
-      nn.InstanceNorm, use_scale=False, use_bias=False)
+      nn.InstanceNorm, epsilon=1e-5, use_scale=False, use_bias=False,
+      use_fast_variance=False)
   dtype: Optional[Dtype] = None
   param_dtype: Dtype = jnp.float32
 
@@ -411,8 +618,8 @@ class AttentionFusion(nn.Module):
 
     Raises:
       ValueError: if any input is not rank 4, the images differ in shape,
-        the batch sizes differ, or `features` is not `2**len(hidden_features)`
-        times smaller than the images.
+        the batch sizes differ, `features` is not `2**len(hidden_features)`
+        times smaller than the images, or `kernel_size` / `init_scheme` is invalid.
     """
     b, h, w, _ = _checks.check_nhwc(features, "features")
     gb, gh, gw, gc = _checks.check_nhwc(global_image, "global_image")
@@ -427,18 +634,21 @@ class AttentionFusion(nn.Module):
           f"`features` is [B, h, w] = {(b, h, w)}; with {len(self.hidden_features)} "
           f"upsampling blocks it must be {(gb, gh // scale, gw // scale)} to reach the "
           f"images' [B, H, W] = {(gb, gh, gw)}.")
-    kernel = _checks.to_pair(self.kernel_size, "kernel_size")
+    if not isinstance(self.kernel_size, int):
+      raise ValueError(f"`kernel_size` must be an int, got {self.kernel_size!r}.")
+    pad = torch_conv_transpose_padding(self.kernel_size, 2, 1, 1)
+    inits = init_kwargs(self.init_scheme, self.init_gain)
     x = features if self.dtype is None else jnp.asarray(features, self.dtype)
     for i, width in enumerate(self.hidden_features):
       _checks.check_positive(width, "hidden_features")
-      x = self.conv_transpose(features=width, kernel_size=kernel, strides=(2, 2),
-                              padding="SAME", dtype=self.dtype, param_dtype=self.param_dtype,
-                              name=f"up_{i}")(x)
+      x = self.conv_transpose(features=width, kernel_size=(self.kernel_size,) * 2,
+                              strides=(2, 2), padding=(pad, pad), dtype=self.dtype,
+                              param_dtype=self.param_dtype, name=f"up_{i}", **inits)(x)
       if self.norm is not None:
         x = self.norm(dtype=self.dtype, param_dtype=self.param_dtype, name=f"norm_{i}")(x)
       x = self.activation(x)
     logits = self.conv(features=2, kernel_size=(1, 1), padding="SAME", dtype=self.dtype,
-                       param_dtype=self.param_dtype, name="weights")(x)
+                       param_dtype=self.param_dtype, name="weights", **inits)(x)
     weights = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)  # Eq. 6
     out_dtype = jnp.result_type(global_image, local_image)
     if self.dtype is not None:

@@ -37,7 +37,12 @@ def np_cam(params, feats, variant):
     f = np.repeat(np.repeat(f, h // f.shape[1], axis=1), w // f.shape[2], axis=2)
     p = params[f"branch_{i}"]
     branches.append(np_conv(f, p["kernel"], p["bias"]))
-  fused = np_conv(np.concatenate(branches, -1), params["fuse"]["kernel"], params["fuse"]["bias"])
+  if len(branches) == 1:  # one earlier map: F~ is its single conv
+    assert "fuse" not in params
+    fused = branches[0]
+  else:
+    fused = np_conv(np.concatenate(branches, -1), params["fuse"]["kernel"],
+                    params["fuse"]["bias"])
   alpha = np.concatenate([fused, last], -1).mean(axis=(1, 2))  # [B, 2C]
   p0, p1 = params["scale_0"], params["scale_1"]
   gamma = np.maximum(alpha @ p0["kernel"][0, 0] + p0["bias"], 0.0) @ p1["kernel"][0, 0] + p1["bias"]
@@ -68,7 +73,7 @@ class SpatialAttentionTest(chex.TestCase):
   def test_attention_map_in_unit_interval_and_conv_injectable(self):
     x = np_normal(2, (2, 8, 12, 3))
     zero_conv = functools.partial(nn.Conv, kernel_init=nn.initializers.zeros)
-    module = dagan.SpatialAttentionModule(conv=zero_conv, kernel_size=7)
+    module = dagan.SpatialAttentionModule(conv=zero_conv, kernel_size=7, init_scheme="default")
     variables = jax.jit(module.init)(jax.random.PRNGKey(0), x)  # the real (zero) init
     chex.assert_shape(variables["params"]["conv"]["kernel"], (7, 7, 2, 1))
     out, state = jax.jit(functools.partial(module.apply, mutable=["intermediates"]))(variables, x)
@@ -96,6 +101,36 @@ class ChannelAttentionTest(chex.TestCase):
     chex.assert_shape(out, (batch, h, w, 4))
     chex.assert_trees_all_close(np.asarray(out), np_cam(params, feats, variant), atol=1e-5)
 
+  @parameterized.named_parameters(("cam_I", "I"), ("cam_II", "II"))
+  def test_one_earlier_map_is_one_conv(self, variant):
+    """Eq. 5 with one earlier map (the official code's setting): F~ = Conv(F^1),
+    no fusing conv; the earlier map has 2C channels at half size here."""
+    feats = [np_normal(11, (2, 4, 6, 8)), np_normal(12, (2, 8, 12, 4))]
+    module = dagan.ChannelAttentionModule(variant=variant)
+    params = np_random_init(module, feats, seed=3)["params"]
+    assert set(params) == {"branch_0", "scale_0", "scale_1"}
+    chex.assert_shape(params["branch_0"]["kernel"], (3, 3, 8, 4))
+    out = jax.jit(module.apply)({"params": params}, feats)
+    chex.assert_trees_all_close(np.asarray(out), np_cam(params, feats, variant), atol=1e-5)
+    with pytest.raises(ValueError, match="`branch_features` .* must be None or C = 4"):
+      np_random_init(module.clone(branch_features=2), feats)
+
+  def test_spade_init_is_xavier_normal_gain_002(self):
+    feats = [np_normal(13, (1, 4, 4, 64)), np_normal(14, (1, 4, 4, 32))]
+    module = dagan.ChannelAttentionModule()
+    params = jax.jit(module.init)(jax.random.PRNGKey(0), feats)["params"]
+    kernel = np.asarray(params["branch_0"]["kernel"])  # [3, 3, 64, 32]
+    expected = 0.02 * np.sqrt(2.0 / (9 * 64 + 9 * 32))
+    np.testing.assert_allclose(kernel.std(), expected, rtol=0.05)
+    assert abs(kernel.mean()) < 0.1 * expected
+    np.testing.assert_array_equal(params["branch_0"]["bias"], 0.0)
+    default = jax.jit(module.clone(init_scheme="default").init)(jax.random.PRNGKey(0), feats)
+    lecun = 1.0 / np.sqrt(9 * 64)  # Flax's own initialiser when asked for 'default'
+    np.testing.assert_allclose(np.asarray(default["params"]["branch_0"]["kernel"]).std(), lecun,
+                               rtol=0.1)
+    with pytest.raises(ValueError, match="`init_scheme` must be one of"):
+      np_random_init(module.clone(init_scheme="kaiming"), feats)
+
   def test_variants_differ_and_weights_sown(self):
     feats = _features(4, 2, 8, 8)
     mod1 = dagan.ChannelAttentionModule(variant="I")
@@ -110,7 +145,7 @@ class ChannelAttentionTest(chex.TestCase):
 
   def test_bilinear_resize_any_sizes(self):
     feats = [np_normal(5, (3, 3, 5, 6)), np_normal(6, (3, 8, 12, 4))]
-    module = dagan.ChannelAttentionModule(resize_method="bilinear", branch_features=2)
+    module = dagan.ChannelAttentionModule(resize_method="bilinear")
     variables = np_random_init(module, feats)
     out = jax.jit(module.apply)(variables, feats)
     chex.assert_shape(out, (3, 8, 12, 4))

@@ -4,6 +4,7 @@ import functools
 
 from absl.testing import parameterized
 import chex
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -31,6 +32,37 @@ def np_local_generation(params, features, masks, fusion):
     fuse = params["fuse"]
     local = np.tanh(np_conv(np.concatenate(class_images, -1), fuse["kernel"], fuse["bias"]))
   return local, np.stack(class_images, axis=1)
+
+
+def np_merge(masks, m):
+  """Classes >= m share one merged mask (the authors' ADE20K local branches)."""
+  return np.concatenate([masks[..., :m], masks[..., m:].sum(-1, keepdims=True)], -1)
+
+
+def np_conv_transpose_torch(x, kernel, bias, stride, padding, output_padding):
+  """Scatter form of PyTorch's ConvTranspose2d: input pixel i adds
+  `x[i] * weight[u]` to output `stride * i + u - padding`; the output keeps
+  `(H - 1) * stride - 2 * padding + k + output_padding` rows (likewise
+  columns). `weight` is the Flax kernel flipped in space."""
+  x = np.asarray(x, np.float64)
+  weight = np.asarray(kernel, np.float64)[::-1, ::-1]
+  b, h, w, _ = x.shape
+  kh, kw, _, cout = weight.shape
+  full = np.zeros((b, (h - 1) * stride + kh + output_padding,
+                   (w - 1) * stride + kw + output_padding, cout))
+  for i in range(h):
+    for j in range(w):
+      full[:, stride * i:stride * i + kh, stride * j:stride * j + kw] += np.einsum(
+          "bc,uvco->buvo", x[:, i, j], weight)
+  oh = (h - 1) * stride - 2 * padding + kh + output_padding
+  ow = (w - 1) * stride - 2 * padding + kw + output_padding
+  return full[:, padding:padding + oh, padding:padding + ow] + np.asarray(bias, np.float64)
+
+
+def np_instance_norm(x, eps=1e-5):
+  mean = x.mean(axis=(1, 2), keepdims=True)
+  var = x.var(axis=(1, 2), keepdims=True)
+  return (x - mean) / np.sqrt(var + eps)
 
 
 def np_log_softmax(z):
@@ -63,18 +95,23 @@ class ClassSpecificLocalGenerationTest(chex.TestCase):
 
   @chex.variants(with_jit=True, without_jit=True)
   @parameterized.named_parameters(
-      ("sum_square_b1_int", "sum", 1, 8, 8, False),
-      ("conv_nonsquare_b3_onehot", "conv", 3, 8, 12, True))
-  def test_matches_per_class_numpy_loop(self, fusion, batch, h, w, one_hot):
+      ("sum_square_b1_int", "sum", 1, 8, 8, False, None, None),
+      ("conv_nonsquare_b3_onehot", "conv", 3, 8, 12, True, None, None),
+      ("conv_chunk3_of_4_padded", "conv", 2, 8, 12, False, 3, None),
+      ("sum_merged_top2_chunk2", "sum", 2, 8, 8, True, 2, 2))
+  def test_matches_per_class_numpy_loop(self, fusion, batch, h, w, one_hot, chunk, top):
     features, labels = _inputs(0, batch, h, w)
     label_input = jnp.asarray(_one_hot(labels)) if one_hot else labels
-    module = lggan.ClassSpecificLocalGeneration(num_classes=K, fusion=fusion, kernel_size=5)
+    module = lggan.ClassSpecificLocalGeneration(num_classes=K, fusion=fusion, kernel_size=5,
+                                                class_chunk_size=chunk, max_local_classes=top)
     params = np_random_init(module, features, label_input)["params"]
     local, class_images = self.variant(
         lambda p, f, l: module.apply({"params": p}, f, l))(params, features, label_input)
+    branches = K if top is None else top + 1
     chex.assert_shape(local, (batch, h, w, 3))
-    chex.assert_shape(class_images, (batch, K, h, w, 3))
-    ref_local, ref_class = np_local_generation(params, features, _one_hot(labels), fusion)
+    chex.assert_shape(class_images, (batch, branches, h, w, 3))
+    masks = _one_hot(labels) if top is None else np_merge(_one_hot(labels), top)
+    ref_local, ref_class = np_local_generation(params, features, masks, fusion)
     chex.assert_trees_all_close(np.asarray(class_images), ref_class, atol=1e-5)
     chex.assert_trees_all_close(np.asarray(local), ref_local, atol=1e-5)
 
@@ -94,6 +131,16 @@ class ClassSpecificLocalGenerationTest(chex.TestCase):
     chex.assert_shape(init_kernels, (K, 1, 1, N, 3))
     for k in range(1, K):
       assert not np.allclose(init_kernels[0], init_kernels[k])
+    # Chunked with remat: same values and gradients as all classes at once.
+    chunked = module.clone(class_chunk_size=3)
+
+    def loss(m, p):
+      local, class_images = m.apply({"params": p}, features, labels)
+      return jnp.mean(local ** 2) + jnp.mean(class_images ** 2)
+
+    g_all = jax.jit(jax.grad(functools.partial(loss, module)))(params)
+    g_chunk = jax.jit(jax.grad(functools.partial(loss, chunked)))(params)
+    chex.assert_trees_all_close(g_chunk, g_all, atol=1e-6)
     apply = jax.jit(module.apply)
     _, before = apply({"params": params}, features, labels)
     k = 2
@@ -160,16 +207,20 @@ class SemanticClassificationTest(chex.TestCase):
 
   @chex.variants(with_jit=True, without_jit=True)
   @parameterized.named_parameters(
-      ("mask_pool_b3", "mask", 3, 8, 12), ("global_pool_b1", "global", 1, 8, 8))
-  def test_matches_numpy(self, pooling, batch, h, w):
+      ("mask_pool_b3", "mask", 3, 8, 12, None), ("default_global_pool_b1", None, 1, 8, 8, None),
+      ("global_pool_merged_top3", "global", 2, 8, 8, 3))
+  def test_matches_numpy(self, pooling, batch, h, w, top):
     features, labels = _inputs(4, batch, h, w, absent=1)
-    module = lggan.SemanticClassificationModule(num_classes=K, pooling=pooling)
+    kwargs = {} if pooling is None else {"pooling": pooling}
+    module = lggan.SemanticClassificationModule(num_classes=K, max_local_classes=top, **kwargs)
+    pooling = pooling or "global"  # Eq. 5 as the authors' code computes it
     params = np_random_init(module, features, labels)["params"]
     loss, logits = self.variant(
         lambda p, f, l: module.apply({"params": p}, f, l))(params, features, labels)
-    chex.assert_shape(logits, (batch, K, K))
+    branches = K if top is None else top + 1
+    chex.assert_shape(logits, (batch, branches, branches))
     chex.assert_shape(loss, ())
-    masks = _one_hot(labels)
+    masks = _one_hot(labels) if top is None else np_merge(_one_hot(labels), top)
     pack = np.asarray(features)[:, None] * np.moveaxis(masks, -1, 1)[..., None]  # F_k
     area = masks.sum(axis=(1, 2))
     denom = np.maximum(area, 1) if pooling == "mask" else np.full_like(area, h * w)
@@ -178,9 +229,9 @@ class SemanticClassificationTest(chex.TestCase):
     ref_logits = pooled @ np.asarray(dense["kernel"]) + np.asarray(dense["bias"])
     chex.assert_trees_all_close(np.asarray(logits), ref_logits, atol=1e-5)
     log_p = np_log_softmax(ref_logits.astype(np.float64))
-    ce = -np.stack([log_p[:, k, k] for k in range(K)], axis=1)  # [B, K], target k
+    ce = -np.stack([log_p[:, k, k] for k in range(branches)], axis=1)  # [B, K'], target k
     present = area > 0
-    assert not present[0, 1] and present.sum() == batch * K - 1
+    assert not present[0, 1] and present.sum() == batch * branches - 1
     ref_loss = (ce * present).sum() / present.sum()
     np.testing.assert_allclose(float(loss), ref_loss, rtol=1e-5)
     # The pre-filtered pack [B, K, H, W, N] gives the same result.
@@ -241,6 +292,39 @@ class ClassMaskedL1Test(parameterized.TestCase):
     np.testing.assert_allclose(float(lggan.class_masked_l1(target, perfect, labels)), 0.0,
                                atol=1e-7)
 
+  def test_removed_class_changes_losses_and_only_present_classes_count(self):
+    """Eq. 2 and Eq. 5 on a label map with and without class 1 in sample 0."""
+    features, labels = _inputs(8, 2, 8, 12)
+    _, labels_wo = _inputs(8, 2, 8, 12, absent=1)
+    target = _uniform(3, (2, 8, 12, 3))
+    class_images = _uniform(4, (2, K, 8, 12, 3))
+    l1 = jax.jit(lggan.class_masked_l1, static_argnames="present_only")
+    assert abs(float(l1(target, class_images, labels)) -
+               float(l1(target, class_images, labels_wo))) > 1e-4
+    # present_only: sample 0's class-1 image no longer counts...
+    garbage = class_images.at[0, 1].set(5.0)
+    np.testing.assert_allclose(l1(target, garbage, labels_wo, present_only=True),
+                               l1(target, class_images, labels_wo, present_only=True), rtol=1e-6)
+    # ...but does by default (Eq. 2 and the code pull an absent class's image to 0).
+    assert float(l1(target, garbage, labels_wo)) > float(l1(target, class_images, labels_wo))
+    masks = np.moveaxis(_one_hot(labels_wo), -1, 1)[..., None]  # [B, K, H, W, 1]
+    diff = np.abs(np.asarray(target)[:, None] * masks - np.asarray(class_images))
+    present = masks.sum(axis=(2, 3, 4)) > 0  # [B, K]
+    ref = sum(diff[present[:, k], k].mean() for k in range(K))
+    np.testing.assert_allclose(float(l1(target, class_images, labels_wo, present_only=True)),
+                               ref, rtol=1e-5)
+    # Eq. 5: removing the class changes the loss; the absent row does not count.
+    module = lggan.SemanticClassificationModule(num_classes=K)
+    params = np_random_init(module, features, labels)["params"]
+    apply = jax.jit(module.apply)
+    loss_all, logits_all = apply({"params": params}, features, labels)
+    loss_wo, logits_wo = apply({"params": params}, features, labels_wo)
+    assert abs(float(loss_all) - float(loss_wo)) > 1e-4
+    ref_wo = lggan.filtered_class_cross_entropy(logits_wo, np.asarray(present))
+    np.testing.assert_allclose(float(loss_wo), float(ref_wo), rtol=1e-6)
+    ref_all = lggan.filtered_class_cross_entropy(logits_all, np.ones((2, K), bool))
+    np.testing.assert_allclose(float(loss_all), float(ref_all), rtol=1e-6)
+
   def test_bad_shapes(self):
     _, labels = _inputs(7, 2, 8, 8)
     target = jnp.zeros((2, 8, 8, 3))
@@ -272,6 +356,59 @@ class AttentionFusionTest(chex.TestCase):
     expected = (np.asarray(global_image) * weights[..., 1:2]
                 + np.asarray(local_image) * weights[..., 0:1])
     chex.assert_trees_all_close(np.asarray(fused), expected, atol=1e-6)
+
+  def test_matches_numpy_scatter_transposed_convs(self):
+    """G_w (Eq. 6) and the fusion (Eq. 7) with PyTorch's transposed-conv layout
+    (k=3, s=2, p=1, output_padding=1), instance norm eps 1e-5, ReLU, 1x1 conv."""
+    features = np_normal(8, (2, 3, 4, 5))
+    global_image = _uniform(9, (2, 12, 16, 3))
+    local_image = _uniform(10, (2, 12, 16, 3))
+    module = lggan.AttentionFusion(hidden_features=(6, 4))
+    params = np_random_init(module, features, global_image, local_image, seed=4)["params"]
+    apply = jax.jit(functools.partial(module.apply, return_weights=True))
+
+    def reference(feats, params):
+      x = np.asarray(feats, np.float64)
+      for i in range(2):
+        p = params[f"up_{i}"]
+        x = np.maximum(np_instance_norm(np_conv_transpose_torch(
+            x, p["kernel"], p["bias"], 2, 1, 1)), 0.0)
+      logits = np_conv(x, params["weights"]["kernel"], params["weights"]["bias"])
+      e = np.exp(logits - logits.max(-1, keepdims=True))
+      weights = e / e.sum(-1, keepdims=True)
+      fused = (np.asarray(global_image) * weights[..., 1:2]
+               + np.asarray(local_image) * weights[..., 0:1])
+      return fused, weights
+
+    # Scaling the input and the first bias scales the first block's output, so
+    # its variance becomes comparable to eps and eps matters.
+    for scale in (1.0, 3e-3):
+      scaled = jax.tree_util.tree_map(lambda x: x, params)
+      scaled["up_0"]["bias"] = params["up_0"]["bias"] * scale
+      fused, weights = apply({"params": scaled}, features * scale, global_image, local_image)
+      ref_fused, ref_weights = reference(np.asarray(features) * scale, scaled)
+      chex.assert_trees_all_close(np.asarray(weights), ref_weights, atol=1e-5)
+      chex.assert_trees_all_close(np.asarray(fused), ref_fused, atol=1e-5)
+
+  @parameterized.named_parameters(
+      ("k3_s2_p1_op1", 3, 2, 1, 1), ("k4_s2_p1_op0", 4, 2, 1, 0), ("k5_s3_p2_op2", 5, 3, 2, 2))
+  def test_transposed_conv_layout_is_pytorchs(self, k, stride, padding, output_padding):
+    x = np_normal(11, (2, 3, 5, 2))
+    pad = lggan.torch_conv_transpose_padding(k, stride, padding, output_padding)
+    layer = nn.ConvTranspose(features=3, kernel_size=(k, k), strides=(stride, stride),
+                             padding=(pad, pad))
+    params = np_random_init(layer, x, seed=5)["params"]
+    out = jax.jit(layer.apply)({"params": params}, x)
+    ref = np_conv_transpose_torch(x, params["kernel"], params["bias"], stride, padding,
+                                  output_padding)
+    assert out.shape == ref.shape
+    chex.assert_trees_all_close(np.asarray(out), ref, atol=1e-5)
+    if (k, stride, padding, output_padding) == (3, 2, 1, 1):
+      same = nn.ConvTranspose(features=3, kernel_size=(3, 3), strides=(2, 2), padding="SAME")
+      out_same = jax.jit(same.apply)({"params": params}, x)
+      assert out_same.shape == ref.shape and not np.allclose(out_same, ref, atol=1e-3)
+    with pytest.raises(ValueError, match="`output_padding` must be in"):
+      lggan.torch_conv_transpose_padding(3, 2, 1, 2)
 
   def test_gradients_finite_and_bfloat16(self):
     features = np_normal(6, (3, 4, 6, 5))
