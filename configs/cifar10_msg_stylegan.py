@@ -1,7 +1,7 @@
 """CIFAR-10 32², MSG-StyleGAN (no attention block): the CPU-scale twin of
 configs/lsun_bedroom256_msg_stylegan.py.
 
-Same host, loss and optimiser as the paper's LSUN setting (Adam lr 0.003 (G and D), β = (0, 0.99), non-saturating loss + R1 γ = 10 (over the real pyramid), combine φ_cat, style mixing 0.9); batch 32; no flips;
+Same host, loss and optimiser as the paper's LSUN setting (Adam lr 0.003 (G and D), β = (0, 0.99), non-saturating loss + R1 γ = 10 (over the real pyramid), combine φ_lin (the choice whose parameter count matches Table 2), style mixing 0.9); batch 32; no flips;
 FID against the CIFAR-10 test split. The paper reports no CIFAR-10 numbers; its LSUN Bedroom
 figures for this host are FID 6.5 → 5.9 with LAP (Table 1).
 

@@ -1,5 +1,8 @@
 """LSUN Bedroom 256², StyleGAN, CBAM after every generator conv at 8² … 256² (LAP's positions, Table 4).
 
+Parameter count: CBAM (reduction 16, 7×7 spatial conv) at these 12 positions adds
+Σ (C²/8 + 17C/16 + 99) = 223,516 parameters to G; Table 4 implies 49.36M − 49.13M = 0.23M.
+
 LAP paper (Shim et al., CVPR 2022) setting: Adam lr 0.001 (G and D), β = (0, 0.99), non-saturating loss + R1 γ = 10 every D step, mapping-network lr multiplier 0.01, style mixing 0.9; batch 32; 25M real images
 (781,250 steps); no flips; EMA of G (half-life 10k images); FID of 50k samples vs 50k real.
 Table 4 target (LSUN Bedroom 256², 25M images): FID 4.9 / FSD 45.6, 49.36M parameters (StyleGAN 4.2, with LAP 3.4).

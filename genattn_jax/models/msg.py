@@ -20,6 +20,9 @@ At the full resolution D starts from a FromRGB 1×1 conv of the R² image (for e
   tanh, at every stage. Channels follow the StyleGAN schedule (512 up to 32², then halving),
   times `width`. Plain `nn.Conv` / `nn.Dense` with Flax's default (LeCun-normal) init.
 * MSG-StyleGAN: `stylegan.StyleGANGenerator` called with `multiscale=True`.
+  Parameter count at 256² (width 1): G 23.05M + D 23.11M = 46.16M, vs 41.77M in the LAP
+  paper's Table 2; the paper does not describe this host's layers, so the 4.4M gap (about one
+  512·4·4 × 512 layer) is unexplained. LAP adds 91,492 (Table 2: "+0.1M").
 * `MSGDiscriminator` — per stage r = R … 8: combine(image_r, a) (not at R: FromRGB instead)
   → 2 × (conv 3×3 → LeakyReLU(0.2)) → 2×2 average pool; at 4²: combine(image_4, a) →
   minibatch stddev → conv 3×3 → dense → logit (StyleGAN's head). Channels

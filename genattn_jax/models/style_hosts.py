@@ -9,13 +9,16 @@ for `name` in `STYLE_HOSTS`. Model config fields:
   num_classes: 0 (the hosts are unconditional).
   g_width, d_width: channel multipliers of the official schedule (512 up to 32², then
     256, 128, 64 at 256²).
-  attention: '' (baseline), 'lap' (the paper's module), 'self_attention' or 'cbam' (Table 4):
+  attention: '' (baseline), 'lap' (the paper's module), 'self_attention' /
+    'memory_efficient_self_attention' or 'cbam' (Table 4):
     one block after every generator conv at 8² … R² (LAP with `lap_levels_for_resolution`).
   attention_kwargs: dict of extra block arguments (e.g. {'combine': 'mean'} for LAP).
   g_blocks, d_blocks: must stay empty (generic placements are not used by these hosts).
   style_mixing_prob, truncation_psi, truncation_cutoff, mapping_lr_mul: StyleGAN G only
     (0.9, 1.0, 8, 0.01).
-  d_combine: MSG D's φ: 'simple', 'lin' or 'cat'.
+  d_combine: MSG D's φ: 'simple', 'lin' or 'cat'. Defaults: 'lin' for MSG-StyleGAN (its G + D
+    then count 49.14M parameters at 256², Table 2's 49.13M; 'cat' would give 59.3M, 'simple'
+    49.19M), 'simple' for MSG-DCGAN.
   mbstd_group: minibatch-stddev group size (4).
   bn_axis_name: pmap axis name ('' = none), set by the trainer for the pmap backend.
   dtype, param_dtype: dtype names.
@@ -54,7 +57,7 @@ def default_config(name: str, resolution: int) -> ml_collections.ConfigDict:
   c.truncation_psi = 1.0
   c.truncation_cutoff = 8
   c.mapping_lr_mul = 0.01
-  c.d_combine = "cat" if name == "msg_stylegan" else "simple"
+  c.d_combine = "lin" if name == "msg_stylegan" else "simple"
   c.mbstd_group = 4
   c.g_blocks = []  # unused by these hosts (kept so generic config checks can read it):
   c.d_blocks = []  # placement is `attention`, at the paper's positions

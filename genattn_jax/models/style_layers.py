@@ -276,7 +276,7 @@ def check_pow2_resolution(resolution: int, name: str = "resolution") -> int:
   return resolution.bit_length() - 1
 
 
-HOST_ATTENTION = ("", "lap", "self_attention", "cbam")
+HOST_ATTENTION = ("", "lap", "self_attention", "memory_efficient_self_attention", "cbam")
 
 
 def attention_after_conv(x: jax.Array, attention: str, attention_kwargs, resolution: int,

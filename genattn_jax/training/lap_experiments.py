@@ -41,7 +41,9 @@ def host_config(host: str, dataset: str, attention: str = "") -> ml_collections.
     host: 'stylegan', 'msg_stylegan' or 'msg_dcgan'.
     dataset: 'lsun_bedroom' (tfds `lsun/bedroom`, or a local folder via
       `--config.data.source=DIR`) or 'cifar10'.
-    attention: '' (baseline), 'lap', 'self_attention' or 'cbam'.
+    attention: '' (baseline), 'lap', 'self_attention', 'memory_efficient_self_attention'
+      (the same SAGAN block, evaluated in query chunks: 256² maps would need a 65,536² attention
+      matrix otherwise) or 'cbam'.
 
   Raises:
     ValueError: unknown host or dataset.

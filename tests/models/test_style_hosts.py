@@ -219,3 +219,11 @@ def test_stylegan256_lap_learned_combination_adds_table5_count():
   cst = sum(int(np.prod(x.shape)) for v in laps.values()
             for x in jax.tree_util.tree_leaves(v["transform"]))
   assert cst == 12 * 19 + 20 * sum(channels)
+  # The host itself: G + D = 49.13M parameters, Table 2's StyleGAN-256.
+  _, disc = models.build_gan(models.default_model_config("stylegan", 256))
+  d_shapes = jax.eval_shape(lambda r: disc.init(r, jnp.zeros((2, 256, 256, 3))),
+                            jax.random.PRNGKey(0))["params"]
+  n = lambda t: int(sum(np.prod(x.shape) for x in jax.tree_util.tree_leaves(t)))
+  lap_total = sum(n(v) for v in laps.values())
+  assert lap_total == 11_904 + cst == 91_492
+  assert round((n(shapes) - lap_total + n(d_shapes)) / 1e4) == 4913
