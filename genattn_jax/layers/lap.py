@@ -9,9 +9,11 @@ The module has two parts (Fig. 2):
 
 * `ChannelSeparatedTransform` (Sec. 4.1, Eq. 1-2): a CBAM-style one-channel
   spatial map, modulating two per-channel (depthwise) convolutions.
-* `LocalAttentionPyramid` (Sec. 4.2, Eq. 3-8): parameter-free, recursive,
-  multi-scale attention built from instance normalisation inside
-  non-overlapping patches (`patch_instance_norm`, Eq. 4).
+* `LocalAttentionPyramid` (Sec. 4.2, Eq. 3-8): recursive, multi-scale
+  attention built from instance normalisation inside non-overlapping patches
+  (`patch_instance_norm`, Eq. 4); its square / wide / long branches are merged
+  with learned per-channel weights (the ~11K parameters of Table 5) or a fixed
+  mean.
 
 `LAPBlock` chains the two and adds the result to its input, which is how the
 paper inserts the module after a generator's convolution block.
@@ -26,6 +28,7 @@ import jax.numpy as jnp
 from genattn_jax import _checks
 
 PATCH_SHAPES = ("square", "wide", "long")
+COMBINE_MODES = ("learned", "mean")
 
 
 def lap_levels_for_resolution(resolution: int) -> int:
@@ -211,17 +214,38 @@ class LocalAttentionPyramid(nn.Module):
   ("square" patches have the map's own aspect ratio; they are square for
   square maps, as in the paper.)
 
-  Combining the shapes: the paper runs all three shapes but does not say how
-  their results are merged. Here each shape runs its own recursion from the
-  same input and the outputs are averaged (equal weights). Reasons: it is
-  symmetric in the shapes (a sequential chain would depend on an arbitrary
-  order), it keeps the output on the same scale as a single-shape pyramid
-  (each output is x times a per-element factor in [alpha^(P+1), 1], and so is
-  the mean), alpha = 1 stays the identity, and it adds no parameters, in line
-  with the paper's small parameter count for Sec. 4.2. Set `patch_shapes` to
-  a subset (e.g. `("square",)`) to use fewer shapes.
+  Combining the shapes: the paper runs all three shapes (Eq. 7) but does not
+  write out how their results are merged. Each shape runs its own recursion
+  from the same input; the outputs are then combined per channel:
 
-  The module has no parameters.
+    combine='learned' (default):  out[..., c] = sum_s w[s, c] * out_s[..., c]
+    combine='mean':               out = mean_s out_s   (no parameters)
+
+  `w` ('shape_weights', [S, C] for S shapes and C channels) is initialised to
+  1 / S, so at initialisation the learned combination equals the fixed mean.
+  Why a learned combination is the default: Table 5 of the paper reports that
+  adding Sec. 4.2 to StyleGAN-256 adds about 11K learnable parameters, while
+  Eq. 3-8 alone have none. One weight per channel and patch shape gives, for
+  a generator whose LAP modules see C_m channels each,
+
+    #params(Sec. 4.2) = S * sum_m C_m.
+
+  StyleGAN-256 has a LAP after each of the two 3x3 convolutions of the
+  8^2 ... 256^2 blocks (12 modules; Table 5's "+ Eq. 1 + 0.2K" row, 12 x 18
+  spatial-conv weights = 216, fixes that count), with C_m = 512 (8^2 - 32^2),
+  256 (64^2), 128 (128^2), 64 (256^2), so
+
+    #params = 3 * 2 * (3 * 512 + 256 + 128 + 64) = 3 * 3968 = 11,904,
+
+  the paper's "+ 11K" (its table truncates; one weight per channel without the
+  shape index would give 3,968, a weight per channel and pyramid level 10,240,
+  neither of which matches as well as a per-shape combination, which is also
+  the part Sec. 4.2 leaves open). No official code was available, so this is
+  our reading; `combine='mean'` keeps the parameter-free variant. Set
+  `patch_shapes` to a subset (e.g. `("square",)`) to use fewer shapes.
+
+  Parameters: 'shape_weights' [S, C] with combine='learned', none with
+  combine='mean'.
 
   Attributes:
     levels: finest pyramid level P >= 0; patches at level p have sides
@@ -232,14 +256,17 @@ class LocalAttentionPyramid(nn.Module):
       alpha = 1 makes the module the identity.
     patch_shapes: non-empty subset of ("square", "wide", "long") (Eq. 7).
     eps: variance epsilon of Patch-IN.
+    combine: 'learned' (per-channel, per-shape weights, initialised to the
+      mean; the default) or 'mean' (fixed, parameter-free average).
     dtype: computation dtype (None: the input's dtype). Patch-IN statistics are
       always computed in at least float32.
-    param_dtype: unused (no parameters); kept for a uniform interface.
+    param_dtype: dtype of 'shape_weights'.
   """
   levels: Optional[int] = None
   alpha: float = 0.5
   patch_shapes: Sequence[str] = PATCH_SHAPES
   eps: float = 1e-5
+  combine: str = "learned"
   dtype: Optional[jnp.dtype] = None
   param_dtype: jnp.dtype = jnp.float32
 
@@ -260,25 +287,27 @@ class LocalAttentionPyramid(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    """Applies the pyramid (Eq. 5-8) and averages the patch-shape branches.
+    """Applies the pyramid (Eq. 5-8) and combines the patch-shape branches.
 
     Args:
       x: [B, H, W, C] float feature map F_a (e.g. `ChannelSeparatedTransform`
         output), any real values.
 
     Returns:
-      [B, H, W, C] array of the computation dtype: x rescaled element-wise by
-      a factor in [alpha^(P+1), 1] (per branch, then averaged).
+      [B, H, W, C] array of the computation dtype: each branch is x rescaled
+      element-wise by a factor in [alpha^(P+1), 1]; the branches are averaged
+      ('mean') or summed with the learned per-channel weights ('learned').
 
     Raises:
       ValueError: if `x` is not rank-4 [B, H, W, C]; if `levels`, `alpha`,
-        `patch_shapes` or `eps` are invalid; or if H (square/wide patches) or
+        `patch_shapes`, `combine` or `eps` are invalid; or if H (square/wide patches) or
         W (square/long patches) is not divisible by 2^p at some level p (the
         message names H, W, the level and the patch shape). No padding is
         done.
     """
-    _, h, w, _ = _checks.check_nhwc(x, "x")
+    _, h, w, c = _checks.check_nhwc(x, "x")
     levels = self._validated_levels(h, w)
+    _checks.check_in(self.combine, COMBINE_MODES, "combine")
     if not 0.0 <= self.alpha <= 1.0:
       raise ValueError(f"`alpha` must lie in [0, 1], got {self.alpha!r}.")
     _checks.check_positive(self.eps, "eps")
@@ -311,7 +340,12 @@ class LocalAttentionPyramid(nn.Module):
             patch_instance_norm(f, _patch_size(shape, p, h, w), self.eps))
         f = self.alpha * f + (1.0 - self.alpha) * (attention * f)
       outputs.append(f)
-    return (sum(outputs) / len(outputs)).astype(dtype)
+    if self.combine == "mean":
+      return (sum(outputs) / len(outputs)).astype(dtype)
+    weights = self.param("shape_weights", nn.initializers.constant(1.0 / len(shapes)),
+                         (len(shapes), c), self.param_dtype)
+    weights = jnp.asarray(weights, dtype)
+    return sum(weights[i] * out for i, out in enumerate(outputs)).astype(dtype)
 
 
 class LAPBlock(nn.Module):
@@ -328,8 +362,10 @@ class LAPBlock(nn.Module):
     levels: finest pyramid level P (see `LocalAttentionPyramid`), None = the
       Sec. 5.2 schedule from max(H, W).
     alpha: decay factor of Eq. 6 (paper: 0.5).
-    patch_shapes: subset of ("square", "wide", "long"), outputs averaged.
+    patch_shapes: subset of ("square", "wide", "long").
     eps: Patch-IN variance epsilon.
+    combine: how the shapes' outputs merge ('learned' or 'mean', see
+      `LocalAttentionPyramid`).
     kernel_size: kernel of the three convolutions of Sec. 4.1 (paper: 3x3).
     use_bias: whether those convolutions add a bias.
     conv: convolution constructor for Sec. 4.1 (see
@@ -341,6 +377,7 @@ class LAPBlock(nn.Module):
   alpha: float = 0.5
   patch_shapes: Sequence[str] = PATCH_SHAPES
   eps: float = 1e-5
+  combine: str = "learned"
   kernel_size: Tuple[int, int] = (3, 3)
   use_bias: bool = True
   conv: Callable[..., nn.Module] = nn.Conv
@@ -367,7 +404,7 @@ class LAPBlock(nn.Module):
         dtype=self.dtype, param_dtype=self.param_dtype, name="transform")(x)
     attended = LocalAttentionPyramid(
         levels=self.levels, alpha=self.alpha, patch_shapes=self.patch_shapes,
-        eps=self.eps, dtype=self.dtype, param_dtype=self.param_dtype,
-        name="pyramid")(f_a)
+        eps=self.eps, combine=self.combine, dtype=self.dtype,
+        param_dtype=self.param_dtype, name="pyramid")(f_a)
     dtype = self.dtype if self.dtype is not None else jnp.result_type(x, attended)
     return (jnp.asarray(x, dtype) + attended).astype(dtype)

@@ -4,6 +4,8 @@
     optionally with the SPAP paper's atrous discriminator.
   * `resnet`: SNGAN / SAGAN ResNets with conditional BN and a projection
     discriminator (AN paper's backbone).
+  * `stylegan`, `msg` (hosts wired up in `style_hosts`): StyleGAN, MSG-StyleGAN and
+    MSG-DCGAN, the LAP paper's hosts ('stylegan', 'msg_stylegan', 'msg_dcgan').
   * `placement`: inserting LAP / SPAP / ASPP / AN / self-attention / CBAM
     blocks after chosen stages, from config lists.
 
@@ -31,8 +33,9 @@ from genattn_jax.models.resnet import ARCHS as RESNET_ARCHS
 from genattn_jax.models.resnet import (ResNetDBlock, ResNetDiscriminator, ResNetGBlock,
                                        ResNetGenerator)
 from genattn_jax.models.sndcgan import SNDCGANDiscriminator, SNDCGANGenerator
+from genattn_jax.models import style_hosts
 
-MODEL_NAMES: Tuple[str, ...] = ("sndcgan", "resnet")
+MODEL_NAMES: Tuple[str, ...] = ("sndcgan", "resnet") + style_hosts.STYLE_HOSTS
 
 __all__ = [
     "BLOCK_NAMES", "BlockPlacement", "MODEL_NAMES", "RESNET_ARCHS", "ResNetDBlock",
@@ -93,6 +96,8 @@ def model_defaults(name: str = "sndcgan", resolution: int = 32) -> Dict[str, Any
     ValueError: for an unknown `name` or unsupported `resolution`.
   """
   _checks.check_in(name, MODEL_NAMES, "name")
+  if name in style_hosts.STYLE_HOSTS:
+    return style_hosts.default_config(name, resolution)
   if name == "resnet":
     _checks.check_in(resolution, tuple(RESNET_ARCHS), "resolution")
   else:
@@ -157,6 +162,8 @@ def build_gan(config: Any) -> Tuple[nn.Module, nn.Module]:
   full.update(cfg)
   common = dict(dtype=_dtype(full["dtype"], "dtype"),
                 param_dtype=_dtype(full["param_dtype"], "param_dtype") or jnp.float32)
+  if full["name"] in style_hosts.STYLE_HOSTS:
+    return style_hosts.build(full, common)
   g_blocks = normalize_placements(full["g_blocks"], "g_blocks")
   d_blocks = normalize_placements(full["d_blocks"], "d_blocks")
   axis = full["bn_axis_name"] or None

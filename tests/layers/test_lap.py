@@ -30,7 +30,8 @@ def np_patch_in(x, ph, pw, eps=1e-5):
   return out
 
 
-def np_lap(x, levels, alpha=0.5, shapes=("square", "wide", "long"), eps=1e-5):
+def np_lap(x, levels, alpha=0.5, shapes=("square", "wide", "long"), eps=1e-5, weights=None):
+  """NumPy Eq. 5-8 per shape; branches averaged, or summed with per-channel `weights` [S, C]."""
   x = np.asarray(x, np.float64)
   _, h, w, _ = x.shape
   results = []
@@ -42,7 +43,10 @@ def np_lap(x, levels, alpha=0.5, shapes=("square", "wide", "long"), eps=1e-5):
       m = 1.0 / (1.0 + np.exp(-np_patch_in(f, sh, sw, eps)))
       f = alpha * f + (1 - alpha) * m * f
     results.append(f)
-  return np.mean(results, axis=0)
+  if weights is None:
+    return np.mean(results, axis=0)
+  weights = np.asarray(weights, np.float64)
+  return sum(weights[i] * r for i, r in enumerate(results))
 
 
 def np_conv_same(x, kernel, bias, groups):
@@ -78,10 +82,11 @@ def np_channel_separated(x, params):
 
 
 def _randomise_biases(params, key):
-  """Replaces zero-initialised biases by random ones so the references test them."""
+  """Replaces biases and LAP shape weights (constant at init) by random ones for the references."""
   leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
   keys = jax.random.split(key, len(leaves))
-  new = [jax.random.normal(k, v.shape, v.dtype) if "bias" in jax.tree_util.keystr(path) else v
+  new = [jax.random.normal(k, v.shape, v.dtype)
+         if any(n in jax.tree_util.keystr(path) for n in ("bias", "shape_weights")) else v
          for (path, v), k in zip(leaves, keys)]
   return jax.tree_util.tree_unflatten(treedef, new)
 
@@ -161,7 +166,7 @@ class LocalAttentionPyramidTest(chex.TestCase):
       ("wide_long", (1, 8, 4, 2), 2, ("wide", "long")))
   def test_matches_numpy(self, shape, levels, shapes):
     x = jax.random.normal(jax.random.PRNGKey(3), shape) * 2.0
-    module = lap.LocalAttentionPyramid(levels=levels, patch_shapes=shapes)
+    module = lap.LocalAttentionPyramid(levels=levels, patch_shapes=shapes, combine="mean")
     self.assertEqual(module.init(jax.random.PRNGKey(0), x), {})
     y = self.variant(lambda v: module.apply({}, v))(x)
     chex.assert_shape(y, shape)
@@ -171,7 +176,7 @@ class LocalAttentionPyramidTest(chex.TestCase):
   def test_output_is_bounded_rescaling(self):
     levels, alpha = 2, 0.3
     x = jax.random.normal(jax.random.PRNGKey(4), (3, 8, 12, 2))
-    y = jax.jit(lap.LocalAttentionPyramid(levels=levels, alpha=alpha).apply)({}, x)
+    y = jax.jit(lap.LocalAttentionPyramid(levels=levels, alpha=alpha, combine="mean").apply)({}, x)
     ratio = np.asarray(y / x)
     self.assertTrue(np.all(ratio <= 1.0 + 1e-6))
     self.assertTrue(np.all(ratio >= alpha**(levels + 1) - 1e-6))
@@ -179,23 +184,23 @@ class LocalAttentionPyramidTest(chex.TestCase):
 
   def test_alpha_one_is_identity(self):
     x = jax.random.normal(jax.random.PRNGKey(5), (3, 8, 12, 2))
-    y = jax.jit(lap.LocalAttentionPyramid(levels=2, alpha=1.0).apply)({}, x)
+    y = jax.jit(lap.LocalAttentionPyramid(levels=2, alpha=1.0, combine="mean").apply)({}, x)
     chex.assert_trees_all_close(y, x, atol=1e-6, rtol=1e-6)  # up to the 3-way mean rounding
 
   def test_levels_none_follows_schedule(self):
     x = jax.random.normal(jax.random.PRNGKey(6), (2, 16, 8, 2))  # longer side 16 -> P = 1
-    run = lambda **kw: jax.jit(lap.LocalAttentionPyramid(**kw).apply)({}, x)
+    run = lambda **kw: jax.jit(lap.LocalAttentionPyramid(combine="mean", **kw).apply)({}, x)
     auto = run()
     chex.assert_trees_all_close(auto, run(levels=1))
     self.assertGreater(float(jnp.max(jnp.abs(auto - run(levels=2)))), 1e-4)
 
   def test_gradients_and_bfloat16(self):
     x = jax.random.normal(jax.random.PRNGKey(7), (3, 8, 8, 2))
-    module = lap.LocalAttentionPyramid(levels=2)
+    module = lap.LocalAttentionPyramid(levels=2, combine="mean")
     grad = jax.jit(jax.grad(lambda v: jnp.sum(module.apply({}, v)**2)))(x)
     chex.assert_tree_all_finite(grad)
     self.assertGreater(float(jnp.max(jnp.abs(grad))), 0.0)
-    y16 = jax.jit(lap.LocalAttentionPyramid(levels=2, dtype=jnp.bfloat16).apply)({}, x)
+    y16 = jax.jit(lap.LocalAttentionPyramid(levels=2, combine="mean", dtype=jnp.bfloat16).apply)({}, x)
     self.assertEqual(y16.dtype, jnp.bfloat16)
     chex.assert_tree_all_finite(y16)
     chex.assert_trees_all_close(y16.astype(jnp.float32), jax.jit(module.apply)({}, x),
@@ -203,7 +208,7 @@ class LocalAttentionPyramidTest(chex.TestCase):
 
   def test_wide_only_needs_no_width_divisibility(self):
     x = jnp.ones((1, 8, 6, 1)) * jnp.arange(6.0)
-    y = jax.jit(lap.LocalAttentionPyramid(levels=3, patch_shapes=("wide",)).apply)({}, x)
+    y = jax.jit(lap.LocalAttentionPyramid(levels=3, patch_shapes=("wide",), combine="mean").apply)({}, x)
     chex.assert_trees_all_close(y, np_lap(x, 3, 0.5, ("wide",)), atol=1e-5, rtol=1e-5)
 
   @parameterized.named_parameters(
@@ -215,10 +220,28 @@ class LocalAttentionPyramidTest(chex.TestCase):
       ("negative_levels", (1, 8, 8, 2), dict(levels=-1), "`levels`"),
       ("alpha", (1, 8, 8, 2), dict(levels=1, alpha=1.5), "`alpha`"),
       ("shape_name", (1, 8, 8, 2), dict(levels=1, patch_shapes=("diag",)), "`patch_shapes`"),
-      ("no_shapes", (1, 8, 8, 2), dict(levels=1, patch_shapes=()), "`patch_shapes`"))
+      ("no_shapes", (1, 8, 8, 2), dict(levels=1, patch_shapes=()), "`patch_shapes`"),
+      ("combine", (1, 8, 8, 2), dict(levels=1, combine="max"), "`combine`"))
   def test_bad_input(self, shape, kwargs, message):
     with pytest.raises(ValueError, match=message):
-      lap.LocalAttentionPyramid(**kwargs).apply({}, jnp.zeros(shape))
+      lap.LocalAttentionPyramid(**{"combine": "mean", **kwargs}).apply({}, jnp.zeros(shape))
+
+  def test_learned_combination_params_init_and_weights(self):
+    """One weight per (shape, channel), initialised to 1/S: equals the fixed mean at init."""
+    x = jax.random.normal(jax.random.PRNGKey(30), (2, 8, 12, 5)) * 2.0
+    module = lap.LocalAttentionPyramid(levels=2)  # combine='learned' is the default
+    params = module.init(jax.random.PRNGKey(0), x)["params"]
+    chex.assert_shape(params["shape_weights"], (3, 5))
+    self.assertEqual(sum(v.size for v in jax.tree_util.tree_leaves(params)), 3 * 5)
+    y0 = jax.jit(module.apply)({"params": params}, x)
+    chex.assert_trees_all_close(np.asarray(y0, np.float64), np_lap(x, 2), atol=1e-5, rtol=1e-5)
+    w = jax.random.uniform(jax.random.PRNGKey(31), (3, 5), minval=-1.0, maxval=2.0)
+    y = jax.jit(module.apply)({"params": {"shape_weights": w}}, x)
+    chex.assert_trees_all_close(np.asarray(y, np.float64), np_lap(x, 2, weights=w),
+                                atol=1e-5, rtol=1e-5)
+    self.assertGreater(float(jnp.max(jnp.abs(y - y0))), 1e-3)
+    grad = jax.grad(lambda p: jnp.sum(module.apply({"params": p}, x)**2))(params)
+    self.assertGreater(float(jnp.min(jnp.abs(grad["shape_weights"]))), 0.0)
 
 
 # ----------------------------------------------------------------------------
@@ -272,11 +295,12 @@ class LAPBlockTest(chex.TestCase):
     block = lap.LAPBlock(levels=levels)
     params = _randomise_biases(block.init(jax.random.PRNGKey(13), x)["params"],
                                jax.random.PRNGKey(14))
-    self.assertEqual(set(params), {"transform"})
+    self.assertEqual(set(params), {"transform", "pyramid"})
     y = self.variant(lambda p, v: block.apply({"params": p}, v))(params, x)
     chex.assert_shape(y, shape)
     f_a = np_channel_separated(x, params["transform"])
-    expected = np.asarray(x, np.float64) + np_lap(f_a, levels if levels is not None else 1)
+    expected = np.asarray(x, np.float64) + np_lap(f_a, levels if levels is not None else 1,
+                                                  weights=params["pyramid"]["shape_weights"])
     chex.assert_trees_all_close(np.asarray(y, np.float64), expected, atol=1e-4, rtol=1e-4)
 
   def test_gradients_finite(self):

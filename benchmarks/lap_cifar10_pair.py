@@ -1,0 +1,65 @@
+"""FID and sample grid of finished CIFAR-10 runs (the LAP host pairs), from their checkpoints.
+
+  python benchmarks/lap_cifar10_pair.py --workdirs runs/a runs/b \
+      --real_stats runs/cifar10_test5000_stats.npz --num_fake 2000 \
+      --json_out benchmarks/results/x.json --grid_dir docs/samples
+
+For each workdir: restores the newest verified checkpoint (`training.sampling.load_run`),
+computes the FID of `--num_fake` EMA-generator samples against the given real statistics
+through the run's own task (`task.evaluate`), saves the task's 8×8 sample grid as
+`<grid_dir>/<config name>_step<N>.png`, and reads wall time and step rate from the run's
+TensorBoard-free log (`metrics.jsonl` is not needed). Prints one JSON object.
+"""
+
+import argparse
+import json
+import os
+import platform
+import time
+
+import jax
+
+from genattn_jax import models
+from genattn_jax.training import evaluation, sampling
+from genattn_jax.training import tasks as tasks_lib
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--workdirs", nargs="+", required=True)
+  parser.add_argument("--real_stats", required=True)
+  parser.add_argument("--num_fake", type=int, default=2000)
+  parser.add_argument("--json_out", default="")
+  parser.add_argument("--grid_dir", default="docs/samples")
+  args = parser.parse_args()
+  out = {"platform": jax.devices()[0].platform, "cpu_count": os.cpu_count(),
+         "machine": platform.machine(), "num_fake": args.num_fake,
+         "real_stats": os.path.basename(args.real_stats), "runs": []}
+  for wd in args.workdirs:
+    config, state, step = sampling.load_run(wd)
+    with config.unlocked():
+      config.eval.num_fake = args.num_fake
+      config.eval.real_stats = os.path.abspath(args.real_stats)
+    generator, discriminator = models.build_gan(config.model)
+    task = tasks_lib.get_task(config, generator, discriminator)
+    t0 = time.time()
+    scores = task.evaluate(state, wd)
+    eval_s = time.time() - t0
+    grid = task.sample_grid(state, rows=8)
+    grid_path = evaluation.save_png(os.path.join(args.grid_dir, f"{config.name}_step{step}.png"),
+                                    grid)
+    out["runs"].append({"workdir": wd, "config": config.name, "step": step,
+                        "g_params": int(sum(x.size for x in jax.tree_util.tree_leaves(
+                            state.g_params))),
+                        "fid": scores["fid"], "eval_seconds": round(eval_s, 1),
+                        "grid": grid_path})
+    print(json.dumps(out["runs"][-1]), flush=True)
+  if args.json_out:
+    os.makedirs(os.path.dirname(args.json_out) or ".", exist_ok=True)
+    with open(args.json_out, "w") as f:
+      json.dump(out, f, indent=2)
+  print(json.dumps(out))
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,88 @@
+"""Shared settings of the LAP paper's experiment configs (configs/*stylegan*, *msg_*).
+
+`host_config(host, dataset, attention)` returns a complete config for one of the paper's
+three hosts on LSUN Bedroom 256² or CIFAR-10 32², with the optimiser settings of the
+official code each baseline was trained with (LAP paper Sec. 5.2: "we follow the default
+training settings in the official implementation of StyleGAN and MSG-GAN"):
+
+  =============  ===================  =======================  ===========  ==========
+  host           loss                 Adam lr (G = D), β       R1 γ         task
+  =============  ===================  =======================  ===========  ==========
+  stylegan       non-saturating       0.001, (0, 0.99)         10           noise
+  msg_stylegan   non-saturating       0.003, (0, 0.99)         10           multiscale
+  msg_dcgan      relativistic hinge   0.003, (0, 0.99)         0            multiscale
+  =============  ===================  =======================  ===========  ==========
+
+Batch 32 (the official StyleGAN schedule's minibatch at 128² and 256²; the LAP paper trained
+on 2 GPUs and does not state its batch), training length 25M real images
+(25e6 / 32 = 781,250 G steps; n_critic = 1), no horizontal flips (Sec. 5.2). EMA of G: the
+official StyleGAN half-life of 10k images per step, β = 0.5^(32 / 10,000) ≈ 0.99778, for
+all three hosts. FID on 50,000 generated images against 50,000 real training images
+(StyleGAN's protocol, the LAP paper's Table 1), configurable through `eval.num_fake` /
+`eval.num_real`.
+"""
+
+import ml_collections
+
+from genattn_jax.training.config import base_config, shrink_for_tests
+
+HOST_SETTINGS = {
+    "stylegan": dict(loss="non_saturating", lr=1e-3, r1=10.0, task="noise"),
+    "msg_stylegan": dict(loss="non_saturating", lr=3e-3, r1=10.0, task="multiscale"),
+    "msg_dcgan": dict(loss="relativistic_hinge", lr=3e-3, r1=0.0, task="multiscale"),
+}
+DATASETS = {"lsun_bedroom": 256, "cifar10": 32}
+
+
+def host_config(host: str, dataset: str, attention: str = "") -> ml_collections.ConfigDict:
+  """A full experiment config (see the module doc).
+
+  Args:
+    host: 'stylegan', 'msg_stylegan' or 'msg_dcgan'.
+    dataset: 'lsun_bedroom' (tfds `lsun/bedroom`, or a local folder via
+      `--config.data.source=DIR`) or 'cifar10'.
+    attention: '' (baseline), 'lap', 'self_attention', 'memory_efficient_self_attention'
+      (the same SAGAN block, evaluated in query chunks: 256² maps would need a 65,536² attention
+      matrix otherwise) or 'cbam'.
+
+  Raises:
+    ValueError: unknown host or dataset.
+  """
+  if host not in HOST_SETTINGS:
+    raise ValueError(f"`host` must be one of {sorted(HOST_SETTINGS)}, got {host!r}.")
+  if dataset not in DATASETS:
+    raise ValueError(f"`dataset` must be one of {sorted(DATASETS)}, got {dataset!r}.")
+  res = DATASETS[dataset]
+  s = HOST_SETTINGS[host]
+  c = base_config(host, res)
+  c.name = f"{dataset}{res}_{host}" + (f"_{attention}" if attention else "")
+  c.model.attention = attention
+  c.task.name = s["task"]
+  c.data.source = "lsun/bedroom" if dataset == "lsun_bedroom" else "cifar10"
+  c.data.random_flip = False
+  c.training.batch_size = 32
+  c.training.num_steps = 25_000_000 // 32
+  c.training.loss = s["loss"]
+  c.training.r1_gamma = s["r1"]
+  c.training.r1_interval = 1
+  c.training.ema_decay = 0.5**(32 / 10_000)
+  c.training.ema_warmup_steps = 0
+  c.optimizer.g_lr = c.optimizer.d_lr = s["lr"]
+  c.optimizer.b1, c.optimizer.b2 = 0.0, 0.99
+  c.checkpoint.every_steps = 5000
+  if dataset == "lsun_bedroom":
+    c.eval.real_split = "train"
+    c.eval.num_real = c.eval.num_fake = 50_000
+    c.eval.every_steps = 50_000
+    c.eval.batch_size = 50
+  else:
+    c.eval.real_split = "test"
+    c.eval.num_real = c.eval.num_fake = 10_000
+  return c
+
+
+def host_test_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The tiny twin: 32² (16² for CIFAR-sized), widths / 16, fixture images."""
+  c = shrink_for_tests(config)
+  c.model.resolution = c.data.image_size = 16
+  return c
