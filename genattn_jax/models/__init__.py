@@ -72,8 +72,18 @@ def default_model_config(name: str = "sndcgan", resolution: int = 32) -> ml_coll
     bn_axis_name: pmap axis name, '' = none: G's BN statistics are averaged
       over it, and AN blocks in G and D draw their samples for the global
       batch (so a pmap step equals one device running the global batch).
-    dtype: computation dtype name ('float32', 'bfloat16'), '' = inferred.
+    dtype: computation dtype name, '' = inferred (float32). 'bfloat16' is mixed
+      precision: convs, matmuls and the activations between them run in bfloat16,
+      while parameters (hence optimizer states and the EMA), spectral-norm `u`
+      vectors and their power iteration, normalisation statistics (BN / CBN batch
+      and running statistics, AN's per-entity statistics, LAP's patch instance
+      norm) and the softmaxes of self-attention and AN are float32; G's images
+      and D's logits are cast to float32, so losses and parameter gradients are
+      float32.
     param_dtype: parameter dtype name ('float32').
+    remat_blocks: wrap every placed block (`g_blocks`, `d_blocks`) in `nn.remat`
+      so its intermediates are recomputed in the backward pass instead of kept
+      (memory of attention maps at high resolution); results are unchanged.
 
   Raises:
     ValueError: for an unknown `name` or unsupported `resolution`.
@@ -103,6 +113,7 @@ def default_model_config(name: str = "sndcgan", resolution: int = 32) -> ml_coll
   c.bn_axis_name = ""
   c.dtype = ""
   c.param_dtype = "float32"
+  c.remat_blocks = False
   return c
 
 
@@ -142,7 +153,8 @@ def build_gan(config: Any) -> Tuple[nn.Module, nn.Module]:
     raise ValueError(f"unknown model config fields {unknown}; known: {sorted(full)}.")
   full.update(cfg)
   common = dict(dtype=_dtype(full["dtype"], "dtype"),
-                param_dtype=_dtype(full["param_dtype"], "param_dtype") or jnp.float32)
+                param_dtype=_dtype(full["param_dtype"], "param_dtype") or jnp.float32,
+                remat_blocks=bool(full["remat_blocks"]))
   g_blocks = normalize_placements(full["g_blocks"], "g_blocks")
   d_blocks = normalize_placements(full["d_blocks"], "d_blocks")
   axis = full["bn_axis_name"] or None
