@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image
 import tensorflow_datasets as tfds
 
+from genattn_jax._parallel import wait_for_processes
 from genattn_jax.data import local_images
 
 _SLICE = re.compile(r"^(?P<split>\w+)(\[(?P<start>\d*):(?P<stop>\d*)\])?$")
@@ -64,11 +65,10 @@ def _prepare_local_once(source: str, data_dir: str, image_size: Optional[int]):
   """
   if jax.process_count() == 1:
     return local_images.prepare_local_images(source, data_dir, image_size)
-  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
   builder = None
   if jax.process_index() == 0:
     builder = local_images.prepare_local_images(source, data_dir, image_size)
-  multihost_utils.sync_global_devices(f"genattn_prepare_local:{source}")
+  wait_for_processes("prepare_local_images")
   if builder is None:
     builder = local_images.prepare_local_images(source, data_dir, image_size)
   return builder

@@ -26,6 +26,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from tqdm.auto import tqdm
 
 from genattn_jax import _checks
+from genattn_jax._parallel import wait_for_processes
 from genattn_jax.metrics import inception as inception_lib
 from genattn_jax.metrics import inception_weights
 from genattn_jax.metrics import preprocess
@@ -156,6 +157,22 @@ def _put_global(batch: np.ndarray, sharding: NamedSharding) -> jax.Array:
   return jax.make_array_from_process_local_data(sharding, local, batch.shape)
 
 
+_COMPILED: Dict[Any, Any] = {}
+
+
+def _compiled_once(fwd, variables, x: jax.Array):
+  """Multi-process: `fwd` compiled ahead of time, then a barrier before its first run.
+
+  A process still compiling when another starts would miss gloo's 30 s window to join the
+  first cross-process collective on CPU.
+  """
+  key = (fwd, x.shape, x.dtype)
+  if key not in _COMPILED:
+    _COMPILED[key] = fwd.lower(variables, x).compile()
+    wait_for_processes("inception_compiled")
+  return _COMPILED[key]
+
+
 def _fetch(x: jax.Array) -> np.ndarray:
   """All rows of a 'data'-sharded array on the host (an all-gather across processes)."""
   if x.is_fully_addressable:
@@ -267,7 +284,10 @@ def extract_features(images: Union[np.ndarray, jax.Array, Iterable[np.ndarray]],
         pad = np.zeros((batch_size - valid,) + batch.shape[1:], batch.dtype)
         batch = np.concatenate([batch, pad])
       fwd = _forward(module, mesh, rng, resize)
-      out = fwd(replicated, _put_global(batch, data_sharding))
+      x = _put_global(batch, data_sharding)
+      if jax.process_count() > 1:
+        fwd = _compiled_once(fwd, replicated, x)
+      out = fwd(replicated, x)
       if pending is not None:  # fetch the previous batch while this one runs
         collect(pending)
       pending = (out, valid)

@@ -19,11 +19,12 @@ over all processes' devices, and orbax writes each checkpoint once (see `checkpo
 
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
+from absl import logging
 import jax
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 import numpy as np
 
-from absl import logging
+from genattn_jax._parallel import wait_for_processes
 
 PMAP_AXIS = "batch"
 DATA_AXIS = "data"
@@ -95,6 +96,7 @@ class JitBackend:
                          in_shardings=(self.replicated, self.batch_sharding, self.replicated),
                          out_shardings=(self.replicated, self.replicated),
                          donate_argnums=(0,))
+    self._compiled = None
 
   def put_state(self, state):
     return jax.device_put(state, self.replicated)
@@ -105,7 +107,14 @@ class JitBackend:
             for k, v in batch.items()}
 
   def step(self, state, batch, rng) -> Tuple[Any, Dict[str, Any]]:
-    return self._step(state, batch, rng)
+    if jax.process_count() == 1:
+      return self._step(state, batch, rng)
+    if self._compiled is None:
+      # Compile ahead of time, then let every process start the first step together: a
+      # process still compiling would otherwise miss gloo's 30 s window on CPU.
+      self._compiled = self._step.lower(state, batch, rng).compile()
+      wait_for_processes("train_step_compiled")
+    return self._compiled(state, batch, rng)
 
   def get_state(self, state):
     """The state as one (replicated) copy, ready for checkpointing or evaluation."""

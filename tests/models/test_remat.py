@@ -71,8 +71,9 @@ def test_remat_blocks_same_params_outputs_and_gradients():
   results = {}
   for remat, (g, d) in ((False, (g0, d0)), (True, (g1, d1))):
     loss = _loss_fn(g, d)
-    prims = _primitives(jax.make_jaxpr(jax.grad(loss))(params, state, z, rng).jaxpr)
-    assert ("checkpoint" in prims or "remat" in prims) == remat, sorted(prims)
+    prims = _primitives(jax.make_jaxpr(loss)(params, state, z, rng).jaxpr)
+    # jax.checkpoint's primitive ('remat2' in jax 0.10, 'checkpoint' in older versions).
+    assert any(p.startswith(("remat", "checkpoint")) for p in prims) == remat, sorted(prims)
     results[remat] = jax.jit(jax.value_and_grad(loss))(params, state, z, rng)
   (v0, g0_), (v1, g1_) = results[False], results[True]
   np.testing.assert_allclose(v1, v0, rtol=1e-6)

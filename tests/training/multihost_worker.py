@@ -62,7 +62,8 @@ def main() -> None:
     return shapes.replace(step=zeros(shapes.step), g_params=g_params,
                           d_params=filled(shapes.d_params), g_state=filled(shapes.g_state),
                           d_state=filled(shapes.d_state), g_opt_state=zeros(shapes.g_opt_state),
-                          d_opt_state=zeros(shapes.d_opt_state), ema_params=g_params)
+                          d_opt_state=zeros(shapes.d_opt_state),
+                          ema_params=jax.tree.map(jax.numpy.copy, g_params))  # own buffers
 
   state_lib.create_gan_state = numpy_gan_state
   put_state = parallel.JitBackend.put_state

@@ -141,16 +141,16 @@ def _expected_shards(config, data_dir, monkeypatch, steps):
 
 
 def _reference_states(config, initial, global_batches):
-  """Single process, all 8 devices: states after each of `global_batches` (host copies)."""
-  generator, discriminator, train_step = trainer.build(config)
+  """Single process, all 8 devices: (backend, host copies of the state after each batch)."""
+  _, _, train_step = trainer.build(config)
   assert jax.process_count() == 1 and jax.device_count() == 8
   backend = parallel.make_backend("jit", train_step)
-  step_rng = jax.random.split(jax.random.PRNGKey(config.seed))[1]
+  step_rng = jax.random.split(jax.random.PRNGKey(config.seed))[1]  # as the trainer splits it
   state, out = backend.put_state(initial), []
   for batch in global_batches:
     state, _ = backend.step(state, backend.put_batch(batch), step_rng)
-    out.append(jax.device_get(backend.get_state(state)))
-  return out
+    out.append(jax.device_get(backend.get_state(state)))  # a copy: the step donates `state`
+  return backend, out
 
 
 def test_two_processes_train_resume_and_match_one(tmp_path, monkeypatch):
@@ -205,13 +205,13 @@ def test_two_processes_train_resume_and_match_one(tmp_path, monkeypatch):
   # Parameters: equal to one process on 8 devices given the same global batches.
   generator, discriminator, _ = trainer.build(config)
   initial = _initial_state_from(rec1, config, generator, discriminator)
-  global_batches = [{k: np.concatenate([read[0][s][k], read[1][s][k]]) for k in ("image", "label")}
-                    for s in range(3)]
-  refs = _reference_states(config, initial, global_batches)
+  global_batches = [{k: np.concatenate([read[0][s][k], read[1][s][k]])
+                     for k in ("image", "label")} for s in range(3)]
+  backend, refs = _reference_states(config, initial, global_batches)
   ckpt = ckpt_lib.Checkpointer(str(checkpoints), async_save=False)
   try:
     for step in (2, 3):
-      restored = jax.device_get(ckpt.restore(step, refs[step - 1]))
+      restored = jax.device_get(ckpt.restore(step, backend.put_state(refs[step - 1])))
       assert int(restored.step) == step
       for part in ("g_params", "d_params", "ema_params", "d_state", "g_state"):
         np.testing.assert_allclose(
@@ -262,3 +262,11 @@ def test_two_processes_fid_equals_one(tmp_path):
   for got in results:
     assert got["num_real"] == got["num_fake"] == 16
     np.testing.assert_allclose(got["fid"], want["fid"], rtol=1e-6)
+
+
+def test_initialize_distributed_checks_its_fields():
+  assert parallel.initialize_distributed({"distributed": False}) is False
+  with pytest.raises(ValueError, match="num_processes.*process_id"):
+    parallel.initialize_distributed({"distributed": True, "num_processes": 2})
+  with pytest.raises(ValueError, match=r"process_id.*\[0, 2\)"):
+    parallel.initialize_distributed({"distributed": True, "num_processes": 2, "process_id": 2})
