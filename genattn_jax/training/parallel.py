@@ -109,6 +109,7 @@ class JitBackend:
   def step(self, state, batch, rng) -> Tuple[Any, Dict[str, Any]]:
     if jax.process_count() == 1:
       return self._step(state, batch, rng)
+    rng = jax.device_put(rng, self.replicated)  # the compiled step takes exact shardings
     if self._compiled is None:
       # Compile ahead of time, then let every process start the first step together: a
       # process still compiling would otherwise miss gloo's 30 s window on CPU.
