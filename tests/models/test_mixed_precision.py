@@ -21,8 +21,9 @@ from genattn_jax.training import trainer
 from tests.models._util import np_init
 
 B = 8
-# Measured differences (bfloat16 - float32, 2-core CPU, see the report in the commit): at most
-# ~3e-3 on the losses; the tolerances leave room for other XLA versions and backends.
+# Stated tolerances: bfloat16 rounds to 8 significant bits (relative 2^-9 ~ 2e-3 per rounding);
+# losses near log(4) ~ 1.39 (non-saturating) or 2 (hinge) after a few dozen bf16 layers stay
+# well inside 2e-2, and gradient norms inside 10%.
 LOSS_ATOL = 2e-2
 GRAD_NORM_RTOL = 0.1
 
