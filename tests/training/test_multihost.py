@@ -187,19 +187,22 @@ def test_two_processes_train_resume_and_match_one(tmp_path, monkeypatch):
       np.testing.assert_array_equal(got["label"], want["label"])
 
   # Checkpoints: one committed directory per step, written through orbax's multi-process
-  # protocol: one metadata file per item, array data from both processes' writers merged
-  # into one OCDBT store, one iterator state per process.
+  # protocol: each process wrote its own OCDBT sub-store and array metadata, process 0
+  # merged them under one manifest and committed once; one iterator state per process.
   names = sorted(p.name for p in checkpoints.iterdir())
-  assert [n for n in names if n.isdigit()] == ["1", "2", "3"], names
-  assert not [n for n in names if "tmp" in n], names
+  assert names == ["1", "2", "3"], names
   for step in (1, 2, 3):
     d = checkpoints / str(step)
     assert sorted(p.name for p in d.iterdir() if p.is_dir()) == ["data", "meta", "state"]
-    assert sorted(p.name for p in (d / "data").iterdir()
-                  if p.name.startswith("process_")) == ["process_0-of-2.json",
-                                                        "process_1-of-2.json"]
-    assert (d / "state" / "_METADATA").is_file()
-    assert len(list((d / "meta").glob("*.json"))) + len(list((d / "meta").glob("*"))) >= 1
+    assert (d / "commit_success.txt").is_file() and (d / "_CHECKPOINT_METADATA").is_file()
+    assert sorted(p.name for p in (d / "data").glob("process_*")) == [
+        "process_0-of-2.json", "process_1-of-2.json"]
+    state_dir = d / "state"
+    assert sorted(p.name for p in state_dir.glob("ocdbt.process_*")) == [
+        "ocdbt.process_0", "ocdbt.process_1"]
+    assert sorted(p.name for p in (state_dir / "array_metadatas").iterdir()) == [
+        "process_0", "process_1"]
+    assert (state_dir / "manifest.ocdbt").is_file() and (state_dir / "_METADATA").is_file()
     assert not list(d.rglob("*tmp*")), list(d.rglob("*tmp*"))
 
   # Parameters: equal to one process on 8 devices given the same global batches.
