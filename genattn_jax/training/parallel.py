@@ -99,6 +99,11 @@ class JitBackend:
     self._compiled = None
 
   def put_state(self, state):
+    if jax.process_count() > 1:
+      # Every process holds the whole state; hand it over from the host, so that arrays
+      # committed to one local device (as orbax restores them) are not taken for a
+      # cross-host device transfer.
+      state = jax.device_get(state)
     return jax.device_put(state, self.replicated)
 
   def put_batch(self, batch: Dict[str, np.ndarray]):
