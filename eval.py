@@ -14,6 +14,13 @@ side. `--json` prints a single JSON object instead of text. The logic lives in
   python eval.py --real=PATH --workdir=runs/x [--num_images=10000]
 
 samples the fake side from the EMA generator of a `train.py` run's newest verified checkpoint.
+
+  python eval.py --real=PATH --fake=PATH --distributed [--coordinator_address=HOST:PORT
+      --num_processes=N --process_id=I]
+
+runs the Inception over the devices of N processes (`jax.distributed`; the addresses are
+detected on TPU pods and SLURM when left out): each process reads both sides, feeds its
+share of every batch, and all print the same result.
 """
 
 import json
@@ -22,6 +29,7 @@ from absl import app
 from absl import flags
 
 from genattn_jax.metrics import evaluate
+from genattn_jax.training import parallel
 from genattn_jax.training import sampling
 
 _REAL = flags.DEFINE_string("real", None, "Real images: folder, .npz of images or of stats.")
@@ -48,6 +56,16 @@ _KID_SUBSET_SIZE = flags.DEFINE_integer("kid_subset_size", 1000, "KID: samples p
 _IS_SPLITS = flags.DEFINE_integer("is_splits", 10, "Inception Score: number of splits.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the KID subsets (and of --workdir sampling).")
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show progress bars (on stderr).")
+_DISTRIBUTED = flags.DEFINE_bool("distributed", False, "Start jax.distributed (multi-process "
+                                 "feature extraction).")
+_COORDINATOR = flags.DEFINE_string("coordinator_address", "", "With --distributed: process "
+                                   "0's HOST:PORT ('' = detected).")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", 0, "With --distributed: process count "
+                                      "(0 = detected).")
+_PROCESS_ID = flags.DEFINE_integer("process_id", -1, "With --distributed: this process's "
+                                   "index (-1 = detected).")
+_CPU_COLLECTIVES = flags.DEFINE_string("cpu_collectives", "gloo", "With --distributed: "
+                                       "collectives of CPU devices across processes.")
 
 
 def _fake_from_workdir(workdir: str):
@@ -62,6 +80,10 @@ def main(argv):
     raise app.UsageError("--real is required (image folder, .npz of images or of stats).")
   if bool(_FAKE.value) == bool(_WORKDIR.value):
     raise app.UsageError("give exactly one of --fake and --workdir.")
+  parallel.initialize_distributed({
+      "distributed": _DISTRIBUTED.value, "coordinator_address": _COORDINATOR.value,
+      "num_processes": _NUM_PROCESSES.value, "process_id": _PROCESS_ID.value,
+      "cpu_collectives": _CPU_COLLECTIVES.value})
   fake = _FAKE.value if _FAKE.value else _fake_from_workdir(_WORKDIR.value)
   size = _IMAGE_SIZE.value
   result = evaluate.evaluate_paths(

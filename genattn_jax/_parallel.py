@@ -25,3 +25,22 @@ def own_rows(x: jax.Array, local: int, axis_name: Optional[str]) -> jax.Array:
   if axis_name is None:
     return x
   return jax.lax.dynamic_slice_in_dim(x, jax.lax.axis_index(axis_name) * local, local, axis=0)
+
+
+_BARRIERS = {"count": 0}
+
+
+def wait_for_processes(name: str, timeout_s: int = 3600) -> None:
+  """Blocks until every process of a `jax.distributed` run reached this call (else returns).
+
+  A barrier of the coordination service, not a device collective: on CPU, gloo gives a peer
+  only 30 s to join a collective's first run, so processes that reach it at different times
+  (one still compiling, or preparing data) must first meet here. Call it in the same order
+  on every process; `name` only labels the barrier in error messages.
+  """
+  if jax.process_count() == 1:
+    return
+  from jax._src import distributed  # pylint: disable=g-import-not-at-top
+  _BARRIERS["count"] += 1
+  distributed.global_state.client.wait_at_barrier(
+      f"genattn_{_BARRIERS['count']}_{name}", timeout_in_ms=int(timeout_s * 1000))

@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image
 import tensorflow_datasets as tfds
 
+from genattn_jax._parallel import wait_for_processes
 from genattn_jax.data import local_images
 
 _SLICE = re.compile(r"^(?P<split>\w+)(\[(?P<start>\d*):(?P<stop>\d*)\])?$")
@@ -55,6 +56,24 @@ class _Sliced:
     return self._source[self._start + index]
 
 
+def _prepare_local_once(source: str, data_dir: str, image_size: Optional[int]):
+  """`local_images.prepare_local_images`, converted by process 0 first when multi-process.
+
+  Several processes converting into one `data_dir` at once would race on the final rename;
+  the others wait at a barrier and then reuse the prepared files (or, on hosts that do not
+  share `data_dir`, convert their own copy).
+  """
+  if jax.process_count() == 1:
+    return local_images.prepare_local_images(source, data_dir, image_size)
+  builder = None
+  if jax.process_index() == 0:
+    builder = local_images.prepare_local_images(source, data_dir, image_size)
+  wait_for_processes("prepare_local_images")
+  if builder is None:
+    builder = local_images.prepare_local_images(source, data_dir, image_size)
+  return builder
+
+
 def get_data_source(data_config, split: Optional[str] = None):
   """Returns `(random_access_source, num_classes)` for `data_config.source`/`split`.
 
@@ -69,7 +88,7 @@ def get_data_source(data_config, split: Optional[str] = None):
   data_dir = os.path.expanduser(data_config.get("data_dir") or "~/tensorflow_datasets")
   source = data_config.source
   if _is_local(source):
-    builder = local_images.prepare_local_images(source, data_dir, data_config.get("image_size"))
+    builder = _prepare_local_once(source, data_dir, data_config.get("image_size"))
   else:
     try:
       builder = tfds.builder(source, data_dir=data_dir, file_format="array_record")

@@ -79,8 +79,18 @@ def default_model_config(name: str = "sndcgan", resolution: int = 32):
     bn_axis_name: pmap axis name, '' = none: G's BN statistics are averaged
       over it, and AN blocks in G and D draw their samples for the global
       batch (so a pmap step equals one device running the global batch).
-    dtype: computation dtype name ('float32', 'bfloat16'), '' = inferred.
+    dtype: computation dtype name, '' = inferred (float32). 'bfloat16' is mixed
+      precision: convs, matmuls and the activations between them run in bfloat16,
+      while parameters (hence optimizer states and the EMA), spectral-norm `u`
+      vectors and their power iteration, normalisation statistics (BN / CBN batch
+      and running statistics, AN's per-entity statistics, LAP's patch instance
+      norm) and the softmaxes of self-attention and AN are float32; G's images
+      and D's logits are cast to float32, so losses and parameter gradients are
+      float32.
     param_dtype: parameter dtype name ('float32').
+    remat_blocks: wrap every placed block (`g_blocks`, `d_blocks`) in `nn.remat`
+      so its intermediates are recomputed in the backward pass instead of kept
+      (memory of attention maps at high resolution); results are unchanged.
 
   Raises:
     ValueError: for an unknown `name` or unsupported `resolution`.
@@ -122,6 +132,7 @@ def model_defaults(name: str = "sndcgan", resolution: int = 32) -> Dict[str, Any
       "bn_axis_name": "",
       "dtype": "",
       "param_dtype": "float32",
+      "remat_blocks": False,
   }
 
 
@@ -164,6 +175,7 @@ def build_gan(config: Any) -> Tuple[nn.Module, nn.Module]:
                 param_dtype=_dtype(full["param_dtype"], "param_dtype") or jnp.float32)
   if full["name"] in style_hosts.STYLE_HOSTS:
     return style_hosts.build(full, common)
+  common["remat_blocks"] = bool(full["remat_blocks"])
   g_blocks = normalize_placements(full["g_blocks"], "g_blocks")
   d_blocks = normalize_placements(full["d_blocks"], "d_blocks")
   axis = full["bn_axis_name"] or None

@@ -33,9 +33,15 @@ spectral norm (always D in the papers, G too when `g_spectral_norm`), blocks
 that expose a `conv` field get `SpectralConv` and those with a `dense` field
 (CBAM) `SpectralDense`, unless the placement sets them itself, as in SAGAN /
 SNGAN where every weight of a spectrally-normalised network is. `dtype` / `param_dtype` are forwarded when the block has
-those fields. AN is called as `block(x, train=train)` (it draws the `'sampling'`
+those fields. AN is called as `block(x, train)` (it draws the `'sampling'`
 rng in training); every other block as `block(x)`, except ASPP, which is given
 `use_running_average=not train` only when it has a norm layer.
+
+With `remat=True` (model config `remat_blocks`) every placed block is wrapped in
+`nn.remat`: its activations are not kept for the backward pass but recomputed from the
+block's input, trading one more forward pass of the block for the memory of its
+intermediates (the [B, HW, HW/4] attention maps of self-attention, LAP's pooled pyramids,
+AN's [B, HW, n] layouts). Parameter names and values, outputs and gradients are unchanged.
 """
 
 import dataclasses
@@ -167,7 +173,7 @@ def _field_names(cls: type) -> set:
 
 def make_block(placement: BlockPlacement, *, spectral_conv: bool = False,
                dtype: Optional[jnp.dtype] = None, param_dtype: jnp.dtype = jnp.float32,
-               axis_name: Optional[str] = None,
+               axis_name: Optional[str] = None, remat: bool = False,
                name: Optional[str] = None) -> Optional[nn.Module]:
   """Constructs the block of `placement` (call inside a parent's compact method).
 
@@ -180,6 +186,8 @@ def make_block(placement: BlockPlacement, *, spectral_conv: bool = False,
     param_dtype: parameter dtype, forwarded likewise.
     axis_name: the model's pmap axis, forwarded to blocks with an `axis_name`
       field (AN's global-batch sampling) unless the kwargs set it.
+    remat: wrap the block class in `nn.remat` (see the module doc); the train flag
+      of AN / ASPP (second positional argument of `call_block`) is static.
     name: submodule name.
 
   Returns:
@@ -210,6 +218,8 @@ def make_block(placement: BlockPlacement, *, spectral_conv: bool = False,
     kwargs.setdefault("param_dtype", param_dtype)
   if "axis_name" in fields:
     kwargs.setdefault("axis_name", axis_name)
+  if remat:  # AN / ASPP get their train flag as (self, x, flag): static
+    cls = nn.remat(cls, static_argnums=(2,) if placement.block in ("an", "aspp") else ())
   return cls(name=name, **kwargs)
 
 
@@ -218,17 +228,18 @@ def call_block(block_name: str, module: Optional[nn.Module], x: jax.Array,
   """Applies a block made by `make_block` with the right call signature."""
   if module is None:
     return x
+  # Flags are passed positionally: `nn.remat` can only mark positional arguments static.
   if block_name == "an":
-    return module(x, train=train)
+    return module(x, train)
   if block_name == "aspp" and getattr(module, "norm", None) is not None:
-    return module(x, use_running_average=not train)
+    return module(x, not train)
   return module(x)
 
 
 def apply_placed_blocks(x: jax.Array, placements: Sequence[BlockPlacement],
                         resolution: int, *, train: bool, spectral_conv: bool,
                         dtype: Optional[jnp.dtype], param_dtype: jnp.dtype,
-                        axis_name: Optional[str] = None) -> jax.Array:
+                        axis_name: Optional[str] = None, remat: bool = False) -> jax.Array:
   """Applies every placed block whose resolutions include `resolution`.
 
   Call from inside the backbone's `@nn.compact` method right after the stage
@@ -246,6 +257,7 @@ def apply_placed_blocks(x: jax.Array, placements: Sequence[BlockPlacement],
     dtype: computation dtype.
     param_dtype: parameter dtype.
     axis_name: the model's pmap axis (see `make_block`).
+    remat: rematerialise the blocks (see `make_block`).
 
   Returns:
     [B, resolution, resolution, C], the input after the blocks, in placement
@@ -254,7 +266,7 @@ def apply_placed_blocks(x: jax.Array, placements: Sequence[BlockPlacement],
   for i, p in enumerate(placements):
     if resolution in p.resolutions:
       module = make_block(p, spectral_conv=spectral_conv, dtype=dtype,
-                          param_dtype=param_dtype, axis_name=axis_name,
+                          param_dtype=param_dtype, axis_name=axis_name, remat=remat,
                           name=f"{p.block}_{i}_r{resolution}")
       x = call_block(p.block, module, x, train)
   return x

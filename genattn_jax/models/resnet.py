@@ -175,8 +175,11 @@ class ResNetGenerator(nn.Module):
       global-batch sampling).
     conv, dense: layer constructors; None picks nn.Conv / nn.Dense or their
       `norms.Spectral*` versions.
-    dtype: computation dtype (None: inferred).
+    dtype: computation dtype (None: inferred; 'bfloat16' = mixed precision, see
+      `genattn_jax.models`).
     param_dtype: parameter dtype.
+    remat_blocks: wrap the placed blocks in `nn.remat` (recomputed in the backward
+      pass instead of stored; same outputs and gradients).
   """
   resolution: int = 32
   z_dim: int = 128
@@ -190,6 +193,7 @@ class ResNetGenerator(nn.Module):
   dense: Optional[Callable[..., nn.Module]] = None
   dtype: Optional[jnp.dtype] = None
   param_dtype: jnp.dtype = jnp.float32
+  remat_blocks: bool = False
 
   def stage_resolutions(self) -> Tuple[int, ...]:
     """Output resolutions of the dense layer and the up-blocks."""
@@ -231,7 +235,7 @@ class ResNetGenerator(nn.Module):
 
     def blocks(h, res):
       return pl.apply_placed_blocks(h, placements, res, train=train, spectral_conv=sn,
-                                    axis_name=self.bn_axis_name, **kw)
+                                    axis_name=self.bn_axis_name, remat=self.remat_blocks, **kw)
 
     h = dense(features=16 * widths[0], name="linear", **kw)(z)
     h = blocks(h.reshape(z.shape[0], 4, 4, widths[0]), 4)
@@ -262,8 +266,11 @@ class ResNetDiscriminator(nn.Module):
       blocks that draw per-example random numbers (AN) draw for the global batch.
     conv, dense: layer constructors; None picks `norms.SpectralConv` /
       `norms.SpectralDense` (nn.Conv / nn.Dense without spectral norm).
-    dtype: computation dtype (None: inferred).
+    dtype: computation dtype (None: inferred; 'bfloat16' = mixed precision, see
+      `genattn_jax.models`).
     param_dtype: parameter dtype.
+    remat_blocks: wrap the placed blocks in `nn.remat` (recomputed in the backward
+      pass instead of stored; same outputs and gradients).
   """
   resolution: int = 32
   num_classes: int = 0
@@ -275,6 +282,7 @@ class ResNetDiscriminator(nn.Module):
   dense: Optional[Callable[..., nn.Module]] = None
   dtype: Optional[jnp.dtype] = None
   param_dtype: jnp.dtype = jnp.float32
+  remat_blocks: bool = False
 
   def block_resolutions(self) -> Tuple[int, ...]:
     """Output resolution of each residual block, in order."""
@@ -321,6 +329,6 @@ class ResNetDiscriminator(nn.Module):
                        optimized=(i == 0), conv=conv, name=f"block{i + 1}", **kw)(h)
       if res not in block_res[:i]:  # first block with this output resolution
         h = pl.apply_placed_blocks(h, placements, res, train=train, spectral_conv=sn,
-                                   axis_name=self.axis_name, **kw)
+                                   axis_name=self.axis_name, remat=self.remat_blocks, **kw)
     h = jnp.sum(nn.relu(h), axis=(1, 2))
     return pl.projection_logits(h, y, num_classes=self.num_classes, dense=dense, **kw)

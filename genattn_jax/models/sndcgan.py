@@ -73,8 +73,11 @@ class SNDCGANGenerator(nn.Module):
       placed AN blocks draw their samples for the global batch).
     conv, dense, conv_transpose: layer constructors; None picks nn.Conv /
       nn.Dense / nn.ConvTranspose or their `norms.Spectral*` versions.
-    dtype: computation dtype (None: inferred).
+    dtype: computation dtype (None: inferred; 'bfloat16' = mixed precision, see
+      `genattn_jax.models`).
     param_dtype: parameter dtype.
+    remat_blocks: wrap the placed blocks in `nn.remat` (recomputed in the backward
+      pass instead of stored; same outputs and gradients).
   """
   resolution: int = 32
   z_dim: int = 128
@@ -89,6 +92,7 @@ class SNDCGANGenerator(nn.Module):
   conv_transpose: Optional[Callable[..., nn.Module]] = None
   dtype: Optional[jnp.dtype] = None
   param_dtype: jnp.dtype = jnp.float32
+  remat_blocks: bool = False
 
   def stage_resolutions(self) -> Tuple[int, ...]:
     """Output resolutions of the stages, coarse to fine."""
@@ -139,7 +143,7 @@ class SNDCGANGenerator(nn.Module):
 
     def blocks(h, res):
       return pl.apply_placed_blocks(h, placements, res, train=train, spectral_conv=sn,
-                                    axis_name=self.bn_axis_name, **kw)
+                                    axis_name=self.bn_axis_name, remat=self.remat_blocks, **kw)
 
     # Layers followed by batch norm have no bias: BN removes it exactly, so its gradient is
     # identically zero and Adam would only turn rounding noise into updates.
@@ -185,8 +189,11 @@ class SNDCGANDiscriminator(nn.Module):
       blocks that draw per-example random numbers (AN) draw for the global batch.
     conv, dense: layer constructors; None picks `norms.SpectralConv` /
       `norms.SpectralDense` (or nn.Conv / nn.Dense without spectral norm).
-    dtype: computation dtype (None: inferred).
+    dtype: computation dtype (None: inferred; 'bfloat16' = mixed precision, see
+      `genattn_jax.models`).
     param_dtype: parameter dtype.
+    remat_blocks: wrap the placed blocks in `nn.remat` (recomputed in the backward
+      pass instead of stored; same outputs and gradients).
   """
   resolution: int = 32
   num_classes: int = 0
@@ -202,6 +209,7 @@ class SNDCGANDiscriminator(nn.Module):
   dense: Optional[Callable[..., nn.Module]] = None
   dtype: Optional[jnp.dtype] = None
   param_dtype: jnp.dtype = jnp.float32
+  remat_blocks: bool = False
 
   def stage_resolutions(self) -> Tuple[int, ...]:
     """Output resolutions of the stages, fine to coarse."""
@@ -246,7 +254,7 @@ class SNDCGANDiscriminator(nn.Module):
 
     def blocks(h, res):
       return pl.apply_placed_blocks(h, placements, res, train=train, spectral_conv=sn,
-                                    axis_name=self.axis_name, **kw)
+                                    axis_name=self.axis_name, remat=self.remat_blocks, **kw)
 
     h = act(conv(features=widths[0], kernel_size=(3, 3), strides=(1, 1), padding="SAME",
                  name="conv0", **kw)(x))

@@ -20,7 +20,8 @@ def base_config(model_name: str = "sndcgan", resolution: int = 32) -> ml_collect
                 ema_warmup_steps.
     optimizer:  Adam g_lr, d_lr, b1, b2, grad_clip (TTUR when g_lr != d_lr).
     parallel:   backend 'jit' (Mesh + NamedSharding) or 'pmap'; distributed (multi-host
-                `jax.distributed.initialize()`).
+                `jax.distributed.initialize()`) with coordinator_address, num_processes,
+                process_id, cpu_collectives (see `parallel.initialize_distributed`).
     checkpoint: every_steps, keep (newest K; the best-FID one is kept too), async_save.
     task:       name of the training task (`genattn_jax.training.tasks`): 'noise' (noise →
                 image, the default); tasks add their own fields here.
@@ -67,6 +68,10 @@ def base_config(model_name: str = "sndcgan", resolution: int = 32) -> ml_collect
   c.parallel = ml_collections.ConfigDict()
   c.parallel.backend = "jit"
   c.parallel.distributed = False
+  c.parallel.coordinator_address = ""  # '' = detected (TPU pod, SLURM, JAX_* variables)
+  c.parallel.num_processes = 0         # 0 = detected
+  c.parallel.process_id = -1           # -1 = detected
+  c.parallel.cpu_collectives = "gloo"  # cross-process collectives of CPU devices
 
   c.checkpoint = ml_collections.ConfigDict()
   c.checkpoint.every_steps = 2000

@@ -10,16 +10,63 @@ the state as one pytree; both give the same numbers as one device on the same gl
 * `PmapBackend`: `jax.pmap` over the local devices with axis name `'batch'`; the state is
   replicated on every device, gradients and BatchNorm statistics are averaged with
   `lax.pmean` (the models must be built with `bn_axis_name='batch'`).
+
+Multi-host: `initialize_distributed(config.parallel)` starts `jax.distributed` before any
+device is touched. Every process then runs the same program; the loader gives each process
+its own shard of every global batch, `JitBackend` assembles the shards into one global array
+over all processes' devices, and orbax writes each checkpoint once (see `checkpoint.py`).
 """
 
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
+from absl import logging
 import jax
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 import numpy as np
 
+from genattn_jax._parallel import wait_for_processes
+
 PMAP_AXIS = "batch"
 DATA_AXIS = "data"
+
+
+def initialize_distributed(parallel_config) -> bool:
+  """Starts `jax.distributed` as `config.parallel` says; returns whether it did.
+
+  Fields of `parallel_config` (`config.parallel`):
+    distributed: False → single process, nothing is done.
+    coordinator_address: 'host:port' of process 0's coordinator; '' = detected from the
+      cluster environment (Cloud TPU pod slices, SLURM, Open MPI, or the
+      `JAX_COORDINATOR_ADDRESS` / `JAX_NUM_PROCESSES` / `JAX_PROCESS_ID` variables).
+    num_processes: number of processes (0 = detected).
+    process_id: this process's index in [0, num_processes) (-1 = detected).
+    cpu_collectives: cross-process collectives on CPU devices ('gloo' or 'mpi'; '' = JAX's
+      default), set before the runtime starts.
+
+  Must run before anything touches a device (`jax.devices()`, a `jit` call, ...).
+
+  Raises:
+    ValueError: `process_id` outside [0, num_processes), or only one of them given.
+  """
+  if not parallel_config.get("distributed", False):
+    return False
+  address = parallel_config.get("coordinator_address", "") or None
+  num = int(parallel_config.get("num_processes", 0)) or None
+  pid = int(parallel_config.get("process_id", -1))
+  pid = None if pid < 0 else pid
+  if (num is None) != (pid is None):
+    raise ValueError("`config.parallel.num_processes` and `config.parallel.process_id` must be "
+                     f"set together (or both left to detection), got {num} and {pid}.")
+  if num is not None and not 0 <= pid < num:
+    raise ValueError(f"`config.parallel.process_id` must be in [0, {num}), got {pid}.")
+  collectives = parallel_config.get("cpu_collectives", "")
+  if collectives:
+    jax.config.update("jax_cpu_collectives_implementation", collectives)
+  jax.distributed.initialize(coordinator_address=address, num_processes=num, process_id=pid)
+  logging.info("jax.distributed: process %d of %d, %d local / %d global devices",
+               jax.process_index(), jax.process_count(), jax.local_device_count(),
+               jax.device_count())
+  return True
 
 
 def make_data_mesh(devices: Optional[Sequence[jax.Device]] = None) -> Mesh:
@@ -49,8 +96,14 @@ class JitBackend:
                          in_shardings=(self.replicated, self.batch_sharding, self.replicated),
                          out_shardings=(self.replicated, self.replicated),
                          donate_argnums=(0,))
+    self._compiled = None
 
   def put_state(self, state):
+    if jax.process_count() > 1:
+      # Every process holds the whole state; hand it over from the host, so that arrays
+      # committed to one local device (as orbax restores them) are not taken for a
+      # cross-host device transfer.
+      state = jax.device_get(state)
     return jax.device_put(state, self.replicated)
 
   def put_batch(self, batch: Dict[str, np.ndarray]):
@@ -59,7 +112,15 @@ class JitBackend:
             for k, v in batch.items()}
 
   def step(self, state, batch, rng) -> Tuple[Any, Dict[str, Any]]:
-    return self._step(state, batch, rng)
+    if jax.process_count() == 1:
+      return self._step(state, batch, rng)
+    rng = jax.device_put(rng, self.replicated)  # the compiled step takes exact shardings
+    if self._compiled is None:
+      # Compile ahead of time, then let every process start the first step together: a
+      # process still compiling would otherwise miss gloo's 30 s window on CPU.
+      self._compiled = self._step.lower(state, batch, rng).compile()
+      wait_for_processes("train_step_compiled")
+    return self._compiled(state, batch, rng)
 
   def get_state(self, state):
     """The state as one (replicated) copy, ready for checkpointing or evaluation."""

@@ -63,8 +63,7 @@ def train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
 
   Returns the last logged scalars (with `fid` when evaluated) and the paths written.
   """
-  if config.parallel.get("distributed", False):
-    jax.distributed.initialize()
+  parallel.initialize_distributed(config.parallel)
   workdir = os.path.abspath(os.path.expanduser(workdir))
   os.makedirs(workdir, exist_ok=True)
   tcfg, ecfg = config.training, config.eval
