@@ -14,14 +14,22 @@ side. `--json` prints a single JSON object instead of text. The logic lives in
   python eval.py --real=PATH --workdir=runs/x [--num_images=10000]
 
 samples the fake side from the EMA generator of a `train.py` run's newest verified checkpoint.
+
+Exit status 1 with a one-line error (no traceback) when an image file cannot be decoded
+(the file is named) or the generator of `--workdir` produces NaN/inf pixels (a diverged
+checkpoint: no FID is reported for it). Third-party INFO logs are hidden unless `--verbose`.
 """
 
 import json
+import sys
 
 from absl import app
 from absl import flags
 
+from genattn_jax import _checks
 from genattn_jax.metrics import evaluate
+from genattn_jax.training import cli
+from genattn_jax.training import evaluation
 from genattn_jax.training import sampling
 
 _REAL = flags.DEFINE_string("real", None, "Real images: folder, .npz of images or of stats.")
@@ -48,6 +56,7 @@ _KID_SUBSET_SIZE = flags.DEFINE_integer("kid_subset_size", 1000, "KID: samples p
 _IS_SPLITS = flags.DEFINE_integer("is_splits", 10, "Inception Score: number of splits.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the KID subsets (and of --workdir sampling).")
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show progress bars (on stderr).")
+_VERBOSE = flags.DEFINE_bool("verbose", False, "Show INFO logs of third-party libraries.")
 
 
 def _fake_from_workdir(workdir: str):
@@ -62,19 +71,31 @@ def main(argv):
     raise app.UsageError("--real is required (image folder, .npz of images or of stats).")
   if bool(_FAKE.value) == bool(_WORKDIR.value):
     raise app.UsageError("give exactly one of --fake and --workdir.")
+  cli.configure_logging(_VERBOSE.value)
+  try:
+    result = _evaluate()
+  except evaluation.NonFiniteOutputError as e:
+    print(f"eval.py: refusing to score --workdir={_WORKDIR.value}: {e}", file=sys.stderr)
+    sys.exit(1)
+  except _checks.UnreadableImageError as e:
+    print(f"eval.py: {e}", file=sys.stderr)
+    sys.exit(1)
+  if _JSON.value:
+    print(json.dumps(result, sort_keys=True))
+  else:
+    print(evaluate.format_result(result))
+
+
+def _evaluate():
   fake = _FAKE.value if _FAKE.value else _fake_from_workdir(_WORKDIR.value)
   size = _IMAGE_SIZE.value
-  result = evaluate.evaluate_paths(
+  return evaluate.evaluate_paths(
       _REAL.value, fake, weights_path=_WEIGHTS.value, batch_size=_BATCH_SIZE.value,
       num_images=_NUM_IMAGES.value, image_size=(size, size) if size else None,
       compute_kid=_KID.value, compute_is=_IS.value, kid_subsets=_KID_SUBSETS.value,
       kid_subset_size=_KID_SUBSET_SIZE.value, is_splits=_IS_SPLITS.value,
       seed=_SEED.value, save_real_stats=_SAVE_STATS.value,
       save_fake_stats=_SAVE_FAKE_STATS.value, progress=_PROGRESS.value and not _JSON.value)
-  if _JSON.value:
-    print(json.dumps(result, sort_keys=True))
-  else:
-    print(evaluate.format_result(result))
 
 
 if __name__ == "__main__":

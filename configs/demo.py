@@ -22,19 +22,20 @@ def get_config():
   c.model.num_classes = 0
   c.model.g_width = c.model.d_width = 0.25
   c.model.upsample = "nearest"
+  c.model.g_spectral_norm = False   # BN-only G (DCGAN); SN in D only. SN in G learned slowly.
   c.data.source = "/usr/share/datasets/fashion-mnist"
   c.data.data_dir = "runs/tfds"
   c.data.random_flip = False
   c.training.batch_size = 64
-  c.training.num_steps = 600
+  c.training.num_steps = 2500
   c.training.loss = "hinge"
-  c.training.ema_decay = 0.99
-  c.training.ema_warmup_steps = 100
+  c.training.ema_decay = 0.995
+  c.training.ema_warmup_steps = 500
   c.optimizer.g_lr = c.optimizer.d_lr = 2e-4
   c.optimizer.b1, c.optimizer.b2 = 0.5, 0.999
-  c.log_every_steps = 50
-  c.checkpoint.every_steps = 200
-  c.eval.every_steps = 600
+  c.log_every_steps = 100
+  c.checkpoint.every_steps = 250
+  c.eval.every_steps = 2500
   c.eval.num_real = c.eval.num_fake = 500
   c.eval.batch_size = 50
   c.eval.real_split = "test"

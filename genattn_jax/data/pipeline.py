@@ -12,6 +12,9 @@
                28x28 IDX digits are padded to 32 when R == 32).
   random_flip: horizontal flip with probability 0.5.
   channels:    3 (grayscale replicated) or 1.
+  skip_unreadable: local sources only: leave images that fail to decode out of the
+               conversion (counted and named in the log) instead of stopping with
+               `UnreadableImageError` (default False).
 
 Batches are dicts `{'image': [b, R, R, C] float32 in [-1, 1], 'label': [b] int32}` where
 `b = global_batch_size // jax.process_count()`; each process reads its own shard
@@ -69,7 +72,9 @@ def get_data_source(data_config, split: Optional[str] = None):
   data_dir = os.path.expanduser(data_config.get("data_dir") or "~/tensorflow_datasets")
   source = data_config.source
   if _is_local(source):
-    builder = local_images.prepare_local_images(source, data_dir, data_config.get("image_size"))
+    builder = local_images.prepare_local_images(
+        source, data_dir, data_config.get("image_size"),
+        skip_unreadable=bool(data_config.get("skip_unreadable", False)))
   else:
     try:
       builder = tfds.builder(source, data_dir=data_dir, file_format="array_record")
