@@ -1,5 +1,7 @@
 """Config validation, once at the start of a run: every error names the config field.
 
+Fields a config does not have are not checked (other tasks' configs may lack them).
+
 `validate_config(config)` raises `ConfigError` (a ValueError) listing every problem it finds,
 each with the dotted field name, the value and what was expected, before anything is built,
 restored or trained. It checks what would otherwise fail late or not at all:
@@ -52,7 +54,9 @@ def validate_config(config, device_count: Optional[int] = None) -> None:
     if not ok:
       errors.append(f"`config.{field}` = {_get(config, field)!r}: expected {expected}.")
 
-  for field in ("optimizer.g_lr", "optimizer.d_lr"):
+  # Every learning rate of the optimizer section (g_lr, d_lr and those of other tasks).
+  lr_fields = [f"optimizer.{k}" for k in (config.get("optimizer") or {}) if k.endswith("lr")]
+  for field in lr_fields:
     lr = _get(config, field)
     need(isinstance(lr, (int, float)) and not isinstance(lr, bool) and math.isfinite(lr)
          and lr > 0, field, "a finite learning rate > 0")
@@ -62,7 +66,7 @@ def validate_config(config, device_count: Optional[int] = None) -> None:
   need((_get(config, "optimizer.grad_clip", 0.0) or 0.0) >= 0, "optimizer.grad_clip",
        ">= 0 (0 = off)")
 
-  n_critic = _get(config, "training.n_critic")
+  n_critic = _get(config, "training.n_critic", 1)
   need(_is_int(n_critic) and n_critic >= 1, "training.n_critic",
        "an integer >= 1 (discriminator updates per generator update)")
   batch = _get(config, "training.batch_size")
@@ -79,13 +83,14 @@ def validate_config(config, device_count: Optional[int] = None) -> None:
                                                                    1) >= 1,
        "training.r1_interval", "an integer >= 1")
   loss = _get(config, "training.loss")
-  try:
-    losses.get_loss(loss)
-  except (ValueError, KeyError) as e:
-    errors.append(f"`config.training.loss` = {loss!r}: {e}")
+  if loss is not None:
+    try:
+      losses.get_loss(loss)
+    except (ValueError, KeyError) as e:
+      errors.append(f"`config.training.loss` = {loss!r}: {e}")
 
   resolution, image_size = _get(config, "model.resolution"), _get(config, "data.image_size")
-  if resolution != image_size:
+  if None not in (resolution, image_size) and resolution != image_size:
     errors.append(f"`config.model.resolution` = {resolution!r} and `config.data.image_size` = "
                   f"{image_size!r} differ: the generator makes {resolution}x{resolution} "
                   f"images and the discriminator is fed {image_size}x{image_size} data; set both "
