@@ -16,9 +16,10 @@ shared by other jobs throughout, see below), plus about 1.5 minutes for the FID.
 Measured (2-core x86_64 CPU, no GPU, 2026-11-28, shared: load average 9 to 49 from other
 jobs, this run at nice 5): NOT the full schedule. Steps 1-1,000 took 67 minutes
 (0.19-0.5 steps/s); the run was stopped at checkpoint 1,000 and resumed for one step
-with `--config.training.num_steps=1001 --config.eval.every_steps=1001`:
-step 1,001, FID RESULT_FID (500 real test / 500 fake), grid docs/samples/demo_1001.png.
-The 2,500-step result (target FID ≤ 100) is not yet measured.
+with `--config.training.num_steps=1001 --config.eval.every_steps=1001` to score it; that
+evaluation (real statistics of 500 images, then 500 samples) had not finished 25 minutes
+later at load ~30. FID: not yet measured, neither at step 1,001 nor for the full 2,500
+steps; the target FID ≤ 100 is not claimed.
 """
 
 from genattn_jax.training.config import base_config, shrink_for_tests
