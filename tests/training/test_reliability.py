@@ -176,7 +176,7 @@ def test_eval_refuses_a_non_finite_generator(three_steps, tmp_path):
     list(sampling.sample_images_from_workdir(str(workdir), num_images=4, batch_size=4))
 
 
-def _train_py(*args, timeout=120):
+def _train_py(*args, timeout=600):  # generous: imports alone took >120 s at load 30
   env = dict(os.environ, JAX_PLATFORMS="cpu",
              XLA_FLAGS="--xla_force_host_platform_device_count=8")
   return subprocess.run([sys.executable, "train.py", *args], cwd=REPO_ROOT, env=env,
