@@ -21,15 +21,22 @@ samples the fake side from the EMA generator of a `train.py` run's newest verifi
 runs the Inception over the devices of N processes (`jax.distributed`; the addresses are
 detected on TPU pods and SLURM when left out): each process reads both sides, feeds its
 share of every batch, and all print the same result.
+Exit status 1 with a one-line error (no traceback) when an image file cannot be decoded
+(the file is named) or the generator of `--workdir` produces NaN/inf pixels (a diverged
+checkpoint: no FID is reported for it). Third-party INFO logs are hidden unless `--verbose`.
 """
 
 import json
+import sys
 
 from absl import app
 from absl import flags
 
+from genattn_jax import _checks
 from genattn_jax.metrics import evaluate
 from genattn_jax.training import parallel
+from genattn_jax.training import cli
+from genattn_jax.training import evaluation
 from genattn_jax.training import sampling
 
 _REAL = flags.DEFINE_string("real", None, "Real images: folder, .npz of images or of stats.")
@@ -66,6 +73,7 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", -1, "With --distributed: this p
                                    "index (-1 = detected).")
 _CPU_COLLECTIVES = flags.DEFINE_string("cpu_collectives", "gloo", "With --distributed: "
                                        "collectives of CPU devices across processes.")
+_VERBOSE = flags.DEFINE_bool("verbose", False, "Show INFO logs of third-party libraries.")
 
 
 def _fake_from_workdir(workdir: str):
@@ -84,19 +92,31 @@ def main(argv):
       "distributed": _DISTRIBUTED.value, "coordinator_address": _COORDINATOR.value,
       "num_processes": _NUM_PROCESSES.value, "process_id": _PROCESS_ID.value,
       "cpu_collectives": _CPU_COLLECTIVES.value})
+  cli.configure_logging(_VERBOSE.value)
+  try:
+    result = _evaluate()
+  except evaluation.NonFiniteOutputError as e:
+    print(f"eval.py: refusing to score --workdir={_WORKDIR.value}: {e}", file=sys.stderr)
+    sys.exit(1)
+  except _checks.UnreadableImageError as e:
+    print(f"eval.py: {e}", file=sys.stderr)
+    sys.exit(1)
+  if _JSON.value:
+    print(json.dumps(result, sort_keys=True))
+  else:
+    print(evaluate.format_result(result))
+
+
+def _evaluate():
   fake = _FAKE.value if _FAKE.value else _fake_from_workdir(_WORKDIR.value)
   size = _IMAGE_SIZE.value
-  result = evaluate.evaluate_paths(
+  return evaluate.evaluate_paths(
       _REAL.value, fake, weights_path=_WEIGHTS.value, batch_size=_BATCH_SIZE.value,
       num_images=_NUM_IMAGES.value, image_size=(size, size) if size else None,
       compute_kid=_KID.value, compute_is=_IS.value, kid_subsets=_KID_SUBSETS.value,
       kid_subset_size=_KID_SUBSET_SIZE.value, is_splits=_IS_SPLITS.value,
       seed=_SEED.value, save_real_stats=_SAVE_STATS.value,
       save_fake_stats=_SAVE_FAKE_STATS.value, progress=_PROGRESS.value and not _JSON.value)
-  if _JSON.value:
-    print(json.dumps(result, sort_keys=True))
-  else:
-    print(evaluate.format_result(result))
 
 
 if __name__ == "__main__":

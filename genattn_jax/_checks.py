@@ -62,3 +62,14 @@ def to_pair(value: Union[int, Sequence[int]], name: str) -> Tuple[int, int]:
   for v in pair:
     check_positive(v, name)
   return pair  # type: ignore[return-value]
+
+
+class UnreadableImageError(ValueError):
+  """An image file that cannot be decoded (truncated, corrupt, not an image); names the file."""
+
+
+def unreadable_image(name: str, error: BaseException, hint: str = "") -> UnreadableImageError:
+  """An `UnreadableImageError` for file `name` that failed to decode with `error`."""
+  return UnreadableImageError(
+      f"cannot decode image `{name}` ({type(error).__name__}: {error})." + (f" {hint}" if hint
+                                                                            else ""))

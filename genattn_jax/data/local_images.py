@@ -7,6 +7,16 @@ Debian package `dataset-fashion-mnist` installs under `/usr/share/datasets/fashi
 is converted once into a tfds dataset stored as ArrayRecord, then served through
 `builder.as_data_source()` like any other tfds dataset. Images are stored as raw uint8
 tensors, so neither writing nor reading needs TensorFlow.
+
+A conversion is keyed on the source's file listing: the sha1 of every file's relative path,
+size and modification time (for an archive: its own path, size and mtime). Adding, removing,
+renaming or rewriting a file under a folder gives a new key and a new conversion; each call
+says whether it reuses a conversion or converts (and when an older conversion of the same
+source exists, that the source changed since).
+
+An image that cannot be decoded (e.g. a truncated JPEG) stops the conversion with
+`UnreadableImageError` naming the file, unless `skip_unreadable=True`, which leaves such files
+out and reports how many (and which) were skipped.
 """
 
 import dataclasses
@@ -19,9 +29,12 @@ import re
 import tarfile
 from typing import Iterator, List, Optional, Tuple
 
+from absl import logging
 import numpy as np
 from PIL import Image
 import tensorflow_datasets as tfds
+
+from genattn_jax import _checks
 
 _IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 _SPLIT_NAMES = ("train", "test", "validation")
@@ -36,18 +49,37 @@ class LocalImagesConfig(tfds.core.BuilderConfig):
     image_size: if set, every image of a folder/archive is resized (PIL bicubic) to this
       square size; otherwise all images must share the first image's size. IDX digits are
       always stored at their native size (the input pipeline pads 28 → 32).
+    skip_unreadable: leave out images that fail to decode instead of raising.
   """
   source: str = ""
   image_size: Optional[int] = None
+  skip_unreadable: bool = False
+
+
+def source_listing(source: pathlib.Path) -> List[Tuple[str, int, int]]:
+  """(relative path, size, mtime_ns) of every file under folder `source`, sorted; for a file
+  source, the file itself (its resolved path)."""
+  if source.is_dir():
+    out = []
+    for path in sorted(source.rglob("*")):
+      if path.is_file():
+        stat = path.stat()
+        out.append((str(path.relative_to(source)), stat.st_size, stat.st_mtime_ns))
+    return out
+  stat = source.stat()
+  return [(str(source.resolve()), stat.st_size, stat.st_mtime_ns)]
 
 
 def _source_fingerprint(source: pathlib.Path) -> str:
-  stat = source.stat()
-  return hashlib.sha1(f"{source.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:10]
+  digest = hashlib.sha1(str(source.resolve()).encode())
+  for name, size, mtime in source_listing(source):
+    digest.update(f"\0{name}\0{size}\0{mtime}".encode())
+  return digest.hexdigest()[:10]
 
 
-def local_images_config(source: str, image_size: Optional[int] = None) -> LocalImagesConfig:
-  """Returns the builder config naming `source` uniquely (path, size and mtime).
+def local_images_config(source: str, image_size: Optional[int] = None,
+                        skip_unreadable: bool = False) -> LocalImagesConfig:
+  """Returns the builder config naming `source` uniquely (by its file listing, see module doc).
 
   Raises:
     FileNotFoundError: `source` does not exist.
@@ -59,8 +91,10 @@ def local_images_config(source: str, image_size: Optional[int] = None) -> LocalI
         "folder (class sub-folders), a .tar.gz of one, or a folder of IDX files.")
   stem = re.sub(r"[^a-z0-9]+", "_", path.name.lower().split(".")[0]).strip("_") or "images"
   size = f"{image_size}px" if image_size else "orig"
-  name = f"{stem}_{size}_{_source_fingerprint(path)}"
+  skip = "_skip" if skip_unreadable else ""
+  name = f"{stem}_{size}{skip}_{_source_fingerprint(path)}"
   return LocalImagesConfig(name=name, source=str(path.resolve()), image_size=image_size,
+                           skip_unreadable=skip_unreadable,
                            description=f"Local images from {path.resolve()}")
 
 
@@ -80,12 +114,20 @@ def _split_and_class(rel_parts: Tuple[str, ...]) -> Optional[Tuple[str, str]]:
   return None
 
 
-def _decode(data: bytes, image_size: Optional[int]) -> np.ndarray:
-  with Image.open(io.BytesIO(data)) as img:
-    img = img.convert("RGB")
-    if image_size and img.size != (image_size, image_size):
-      img = img.resize((image_size, image_size), Image.BICUBIC)
-    return np.asarray(img, dtype=np.uint8)
+_SKIP_HINT = ("Replace or remove it, or set `config.data.skip_unreadable=True` to leave "
+              "unreadable images out of the converted dataset (they are counted).")
+
+
+def _decode(data: bytes, image_size: Optional[int], name: str = "image") -> np.ndarray:
+  """Decodes one image; raises `UnreadableImageError` naming `name` when it cannot."""
+  try:
+    with Image.open(io.BytesIO(data)) as img:
+      img = img.convert("RGB")
+      if image_size and img.size != (image_size, image_size):
+        img = img.resize((image_size, image_size), Image.BICUBIC)
+      return np.asarray(img, dtype=np.uint8)
+  except (OSError, SyntaxError, ValueError) as e:  # PIL's errors for truncated/corrupt files
+    raise _checks.unreadable_image(name, e, _SKIP_HINT) from e
 
 
 def _iter_folder(root: pathlib.Path) -> Iterator[Tuple[str, str, str, bytes]]:
@@ -137,11 +179,13 @@ class LocalImages(tfds.core.GeneratorBasedBuilder):
   RELEASE_NOTES = {"1.0.0": "Raw uint8 tensors in ArrayRecord."}
 
   def __init__(self, *, config: LocalImagesConfig, **kwargs):
-    self._layout = self._inspect(pathlib.Path(config.source), config.image_size)
+    self.skipped: List[str] = []
+    self._layout = self._inspect(pathlib.Path(config.source), config.image_size,
+                                 config.skip_unreadable)
     super().__init__(config=config, **kwargs)
 
   @staticmethod
-  def _inspect(source: pathlib.Path, image_size: Optional[int]):
+  def _inspect(source: pathlib.Path, image_size: Optional[int], skip_unreadable: bool = False):
     """Returns (kind, shape, class_names, splits) without decoding every image."""
     if source.is_dir() and _idx_pairs(source):
       pairs = _idx_pairs(source)
@@ -158,11 +202,16 @@ class LocalImages(tfds.core.GeneratorBasedBuilder):
       raise ValueError(f"data source `{source}` is neither an image folder, a tar archive "
                        "nor a folder of IDX files.")
     classes, splits, shape = set(), set(), None
-    for split, cls, _, data in items:
+    for split, cls, key, data in items:
+      if shape is None:
+        try:
+          shape = _decode(data, image_size, f"{source}/{key}").shape
+        except _checks.UnreadableImageError:
+          if not skip_unreadable:
+            raise
+          continue
       classes.add(cls)
       splits.add(split)
-      if shape is None:
-        shape = _decode(data, image_size).shape
     if shape is None:
       raise ValueError(f"no images ({', '.join(_IMAGE_EXTENSIONS)}) in class sub-folders "
                        f"were found under `{source}`.")
@@ -200,21 +249,59 @@ class LocalImages(tfds.core.GeneratorBasedBuilder):
     for s, cls, key, data in items:
       if s != split:
         continue
-      img = _decode(data, size)
+      try:
+        img = _decode(data, size, f"{source}/{key}")
+      except _checks.UnreadableImageError as e:
+        if not self.builder_config.skip_unreadable:
+          raise
+        self.skipped.append(key)
+        logging.warning("skipping unreadable image: %s", e)
+        continue
       if img.shape != shape:
         raise ValueError(f"image `{key}` in `{source}` has shape {img.shape}, expected {shape}:"
                          " set `config.data.image_size` to resize every image.")
       yield key, {"image": img, "label": names.index(cls)}
 
 
-def prepare_local_images(source: str, data_dir: str,
-                         image_size: Optional[int] = None) -> tfds.core.DatasetBuilder:
+def prepare_local_images(source: str, data_dir: str, image_size: Optional[int] = None,
+                         skip_unreadable: bool = False) -> tfds.core.DatasetBuilder:
   """Converts `source` once (ArrayRecord under `data_dir`) and returns the builder.
 
-  Later calls with the same, unchanged source reuse the prepared files. Raises
-  FileNotFoundError / ValueError with the path when the source is missing or holds no images.
+  Later calls with an unchanged file listing reuse the prepared files; a changed listing
+  converts again (see module doc). Each call prints which of the two happened.
+
+  Raises:
+    FileNotFoundError: the source is missing.
+    ValueError: it holds no images.
+    UnreadableImageError: an image cannot be decoded and `skip_unreadable` is False (names
+      the file).
   """
-  builder = LocalImages(config=local_images_config(source, image_size),
-                        data_dir=os.path.expanduser(data_dir), file_format="array_record")
+  config = local_images_config(source, image_size, skip_unreadable)
+  builder = LocalImages(config=config, data_dir=os.path.expanduser(data_dir),
+                        file_format="array_record")
+  if builder.is_prepared():
+    _report(f"reusing the conversion of {config.source} in {builder.data_dir} (file listing "
+            "unchanged)")
+    return builder
+  older = _older_conversions(builder, config.name)
+  why = (f"the file listing changed since the conversion(s) {older}" if older else
+         "first conversion")
+  _report(f"converting {config.source} to {builder.data_dir} ({why})")
   builder.download_and_prepare()
+  if builder.skipped:
+    _report(f"skipped {len(builder.skipped)} unreadable image(s) of {config.source} "
+            f"(config.data.skip_unreadable): {builder.skipped[:5]}"
+            + (" ..." if len(builder.skipped) > 5 else ""))
   return builder
+
+
+def _report(message: str) -> None:
+  logging.info(message)
+  print(f"[data] {message}", flush=True)
+
+
+def _older_conversions(builder, name: str) -> List[str]:
+  """Other prepared configs of the same source stem and options (earlier listings)."""
+  root = pathlib.Path(builder.data_dir).parent.parent  # <data_dir>/local_images/<name>/<ver>
+  prefix = name.rsplit("_", 1)[0] + "_"
+  return sorted(p.name for p in root.glob(prefix + "*") if p.name != name and p.is_dir())

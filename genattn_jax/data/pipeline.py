@@ -12,6 +12,9 @@
                28x28 IDX digits are padded to 32 when R == 32).
   random_flip: horizontal flip with probability 0.5 (`RandomFlip`).
   channels:    3 (grayscale replicated) or 1.
+  skip_unreadable: local sources only: leave images that fail to decode out of the
+               conversion (counted and named in the log) instead of stopping with
+               `UnreadableImageError` (default False).
 
 Batches are dicts `{'image': [b, R, R, C] float32 in [-1, 1], 'label': [b] int32}` where
 `b = global_batch_size // jax.process_count()`; each process reads its own shard
@@ -56,7 +59,8 @@ class _Sliced:
     return self._source[self._start + index]
 
 
-def _prepare_local_once(source: str, data_dir: str, image_size: Optional[int]):
+def _prepare_local_once(source: str, data_dir: str, image_size: Optional[int],
+                        skip_unreadable: bool = False):
   """`local_images.prepare_local_images`, converted by process 0 first when multi-process.
 
   Several processes converting into one `data_dir` at once would race on the final rename;
@@ -64,13 +68,16 @@ def _prepare_local_once(source: str, data_dir: str, image_size: Optional[int]):
   share `data_dir`, convert their own copy).
   """
   if jax.process_count() == 1:
-    return local_images.prepare_local_images(source, data_dir, image_size)
+    return local_images.prepare_local_images(source, data_dir, image_size,
+                                                 skip_unreadable=skip_unreadable)
   builder = None
   if jax.process_index() == 0:
-    builder = local_images.prepare_local_images(source, data_dir, image_size)
+    builder = local_images.prepare_local_images(source, data_dir, image_size,
+                                                 skip_unreadable=skip_unreadable)
   wait_for_processes("prepare_local_images")
   if builder is None:
-    builder = local_images.prepare_local_images(source, data_dir, image_size)
+    builder = local_images.prepare_local_images(source, data_dir, image_size,
+                                                 skip_unreadable=skip_unreadable)
   return builder
 
 
@@ -88,7 +95,9 @@ def get_data_source(data_config, split: Optional[str] = None):
   data_dir = os.path.expanduser(data_config.get("data_dir") or "~/tensorflow_datasets")
   source = data_config.source
   if _is_local(source):
-    builder = _prepare_local_once(source, data_dir, data_config.get("image_size"))
+    builder = _prepare_local_once(
+        source, data_dir, data_config.get("image_size"),
+        skip_unreadable=bool(data_config.get("skip_unreadable", False)))
   else:
     try:
       builder = tfds.builder(source, data_dir=data_dir, file_format="array_record")

@@ -142,6 +142,10 @@ def evaluate_paths(real: Side, fake: Side, *, weights_path: Optional[PathLike] =
       result["kid_mean"], result["kid_std"] = kid_lib.kernel_inception_distance(
           real_feats, fake_feats, num_subsets=kid_subsets, subset_size=kid_subset_size,
           seed=seed)
+      if not np.isfinite(result["kid_std"]):
+        result["kid_std"] = None  # JSON null: undefined, see kid.kernel_inception_distance
+        notes.append("KID spread undefined: every subset is the whole of both sets (use more "
+                     "images than --kid_subset_size, or a smaller subset size).")
     else:
       notes.append("KID skipped: it needs image features on both sides, and a "
                    "statistics file holds only mu and sigma.")
@@ -172,7 +176,9 @@ def format_result(result: Dict) -> str:
     lines.append(f"{side}: {result[f'{side}_kind']} ({what})")
   lines.append(f"FID: {result['fid']:.4f}")
   if "kid_mean" in result:
-    lines.append(f"KID: {result['kid_mean']:.6f} +- {result['kid_std']:.6f}")
+    spread = ("(spread undefined: each subset is the whole set)" if result["kid_std"] is None
+              else f"+- {result['kid_std']:.6f}")
+    lines.append(f"KID: {result['kid_mean']:.6f} {spread}")
   if "is_mean" in result:
     lines.append(f"IS: {result['is_mean']:.4f} +- {result['is_std']:.4f}")
   for key in ("saved_real_stats", "saved_fake_stats"):

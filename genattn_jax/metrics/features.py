@@ -215,8 +215,8 @@ def extract_features(images: Union[np.ndarray, jax.Array, Iterable[np.ndarray]],
                      variables: Optional[Dict[str, Any]] = None, batch_size: int = 64,
                      mesh: Optional[jax.sharding.Mesh] = None, with_logits: bool = False,
                      progress: bool = True, input_range: str = "auto",
-                     clean_resize: bool = False, dtype: Optional[jnp.dtype] = None
-                     ) -> Dict[str, Optional[np.ndarray]]:
+                     clean_resize: bool = False, dtype: Optional[jnp.dtype] = None,
+                     num_images: Optional[int] = None) -> Dict[str, Optional[np.ndarray]]:
   """FID Inception pool features (and logits) of images, sharded over a mesh.
 
   Each batch is checked on the host, padded to the full batch size with zeros when
@@ -240,6 +240,8 @@ def extract_features(images: Union[np.ndarray, jax.Array, Iterable[np.ndarray]],
       PyTorch bilinear resize.
     dtype: computation dtype (None: float32; bfloat16 is faster on accelerators but
       changes the features by ~1e-2, so do not mix it into FID comparisons).
+    num_images: expected image count of an iterable `images`, only for the progress bar's
+      total and ETA.
 
   Returns:
     {'pool': [N, 2048] float32 np.ndarray, 'logits': [N, 1008] float32 or None}.
@@ -263,7 +265,7 @@ def extract_features(images: Union[np.ndarray, jax.Array, Iterable[np.ndarray]],
   batch_size = int(math.ceil(batch_size / n_data) * n_data)
   replicated = _replicate(variables, mesh)
   data_sharding = NamedSharding(mesh, P(DATA_AXIS))
-  total = int(np.shape(images)[0]) if hasattr(images, "shape") else None
+  total = int(np.shape(images)[0]) if hasattr(images, "shape") else num_images
   pools, logits, pending = [], [], None
 
   def collect(item):

@@ -148,11 +148,15 @@ def detect_source(path: PathLike) -> ImageSource:
 
 
 def _load_image(file: pathlib.Path, image_size: Optional[Tuple[int, int]]) -> np.ndarray:
-  with Image.open(file) as img:
-    img = img.convert("RGB")
-    if image_size is not None and img.size != (image_size[1], image_size[0]):
-      img = img.resize((image_size[1], image_size[0]), Image.Resampling.BICUBIC)
-    return np.asarray(img, dtype=np.uint8)
+  """Decodes one file; raises `_checks.UnreadableImageError` naming it when that fails."""
+  try:
+    with Image.open(file) as img:
+      img = img.convert("RGB")
+      if image_size is not None and img.size != (image_size[1], image_size[0]):
+        img = img.resize((image_size[1], image_size[0]), Image.Resampling.BICUBIC)
+      return np.asarray(img, dtype=np.uint8)
+  except (OSError, SyntaxError, ValueError) as e:  # PIL's errors for truncated/corrupt files
+    raise _checks.unreadable_image(str(file), e, "Remove or replace the file.") from e
 
 
 def iter_image_folder(files: Sequence[pathlib.Path], batch_size: int = 64,
@@ -171,6 +175,7 @@ def iter_image_folder(files: Sequence[pathlib.Path], batch_size: int = 64,
 
   Raises:
     ValueError: sizes differ and `image_size` is None (names the offending file).
+    UnreadableImageError: a file cannot be decoded (a ValueError naming the file).
   """
   _checks.check_positive(batch_size, "batch_size")
   expected = None

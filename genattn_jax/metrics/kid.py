@@ -20,6 +20,10 @@ import numpy as np
 from genattn_jax import _checks
 
 
+class KIDSpreadUndefinedWarning(UserWarning):
+  """Every KID subset is the whole of both sets: the spread over subsets is undefined."""
+
+
 def polynomial_kernel(x, y, *, degree: int = 3, gamma: Optional[float] = None,
                       coef0: float = 1.0) -> np.ndarray:
   """Gram matrix (gamma x^T y + coef0)^degree, gamma defaulting to 1 / d.
@@ -95,6 +99,10 @@ def kernel_inception_distance(features1, features2, *, num_subsets: int = 100,
   `subset_size`; the reference code instead requires N >= subset_size). Binkowski et
   al. 2018, Sec. 5 and App. D; the common KID settings are 100 subsets of 1000.
 
+  When m >= N1 and m >= N2, every "subset" is the whole of both sets: the estimate is the
+  single full-set MMD^2 and its spread over subsets is undefined, so `kid_std` is NaN (not
+  a misleading 0) and a `KIDSpreadUndefinedWarning` says so.
+
   Args:
     features1: [N1, D] features (e.g. real), N1 >= 2, any real dtype.
     features2: [N2, D] features (e.g. generated), N2 >= 2.
@@ -104,7 +112,8 @@ def kernel_inception_distance(features1, features2, *, num_subsets: int = 100,
 
   Returns:
     (kid_mean, kid_std): mean and population standard deviation (ddof=0) of the
-    subset MMD^2 values, Python floats. Multiply by 1e3 for the customary "x 10^3" scale.
+    subset MMD^2 values, Python floats (`kid_std` NaN when the spread is undefined, see
+    above). Multiply by 1e3 for the customary "x 10^3" scale.
 
   Raises:
     ValueError: inputs are not [N, D] with N >= 2 and the same D, or
@@ -124,6 +133,13 @@ def kernel_inception_distance(features1, features2, *, num_subsets: int = 100,
   if m < subset_size:
     warnings.warn(f"KID subset_size {subset_size} is larger than the sets "
                   f"({f1.shape[0]}, {f2.shape[0]}); using subsets of {m}.", stacklevel=2)
+  if m >= f1.shape[0] and m >= f2.shape[0]:
+    warnings.warn(f"KID: subsets of {m} cover both sets ({f1.shape[0]}, {f2.shape[0]}) "
+                  "entirely, so every subset gives the same value and the spread over "
+                  "subsets is undefined (reported as NaN). Use more images than the subset "
+                  "size, or a smaller subset size, to get a spread.",
+                  KIDSpreadUndefinedWarning, stacklevel=2)
+    return _mmd2_unbiased(f1, f2), float("nan")
   rng = np.random.default_rng(seed)
   values = np.empty(num_subsets, dtype=np.float64)
   for i in range(num_subsets):

@@ -4,12 +4,19 @@ Each step directory holds three items:
   * `state`: the `GANState` (orbax StandardSave; multi-host aware).
   * `data`: the grain iterator position of this process (grain's orbax handler), so a resumed
     run continues with exactly the batches it would have seen.
-  * `meta`: JSON with the step, the config's name and a sha256 of every array of `state`.
+  * `meta`: JSON with the step, the config's name, a sha256 of every array of `state` and a
+    sha256 of each process's iterator position file (`data_sha256`).
 
 Orbax restores altered bytes without complaint, and takes an empty step directory for a
 checkpoint; a checkpoint cut off mid-write keeps orbax's temporary name and is ignored.
-`restore_latest` therefore verifies every array against `meta` and falls back, newest first,
-to the previous checkpoint that restores and verifies, logging why each newer one was refused.
+`restore_latest` therefore verifies every array and the iterator position against `meta`
+and falls back, newest first, to the previous checkpoint that restores and verifies, logging
+why each newer one was refused. With `move_aside=True` (the trainer) a refused checkpoint is
+renamed `<step>.corrupt-<UTC time>` (kept for inspection, ignored by orbax), so the resumed run
+can write that step again. When checkpoints exist but none is usable, `require_usable=True`
+raises `NoUsableCheckpointError` listing each one and why it was refused, and nothing is moved:
+a run never starts again from step 0 over existing work unless asked to (then they are all
+moved aside first).
 A checkpoint whose arrays (paths, and shapes where `meta` records them) differ from the state
 the current config builds is a different kind of failure: every checkpoint of the run would
 differ the same way, and starting again from step 0 would in time overwrite them, so
@@ -21,7 +28,8 @@ are given to `save`.
 
 import hashlib
 import os
-from typing import Any, Dict, Optional, Tuple
+import time
+from typing import Any, Dict, List, Optional, Tuple
 
 from absl import logging
 import grain
@@ -34,6 +42,10 @@ PyTree = Any
 
 class CheckpointError(RuntimeError):
   """A checkpoint that exists but must not be loaded (bad checksum, missing item)."""
+
+
+class NoUsableCheckpointError(CheckpointError):
+  """Checkpoints exist but none restores and verifies (see `Checkpointer.restore_latest`)."""
 
 
 class CheckpointMismatchError(ValueError):
@@ -92,6 +104,22 @@ def verify_checksums(state: PyTree, expected: Dict[str, str], step: int) -> None
                             f"(saved {digest[:12]}…, read {actual[key][:12]}…); refusing it.")
 
 
+def _data_file_name() -> str:
+  # grain's orbax handler writes one JSON file per process under this name.
+  return f"process_{jax.process_index()}-of-{jax.process_count()}.json"
+
+
+def _data_checksums(data_iterator) -> Dict[str, str]:
+  """sha256 of the iterator position file of every process, keyed by the file's name."""
+  digest = hashlib.sha256(data_iterator.get_state()).digest()
+  if jax.process_count() == 1:
+    return {_data_file_name(): digest.hex()}
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  every = np.asarray(multihost_utils.process_allgather(np.frombuffer(digest, np.uint8)))
+  n = jax.process_count()
+  return {f"process_{i}-of-{n}.json": bytes(every[i]).hex() for i in range(n)}
+
+
 class Checkpointer:
   """Saves and restores (state, data iterator) in `directory`; see module doc."""
 
@@ -104,6 +132,7 @@ class Checkpointer:
     options = ocp.CheckpointManagerOptions(preservation_policy=policy, create=True,
                                            enable_async_checkpointing=async_save)
     self.directory = os.path.abspath(os.path.expanduser(directory))
+    self.refused: List[Tuple[int, str]] = []
     self.manager = ocp.CheckpointManager(self.directory, options=options,
                                          item_names=("state", "data", "meta"))
 
@@ -114,6 +143,7 @@ class Checkpointer:
             "shapes": state_shapes(state), **(extra_meta or {})}
     items = {"state": ocp.args.StandardSave(state), "meta": ocp.args.JsonSave(meta)}
     if data_iterator is not None:
+      meta["data_sha256"] = _data_checksums(data_iterator)
       items["data"] = grain.checkpoint.CheckpointSave(data_iterator)
     metrics = {"fid": float(fid)} if fid is not None and np.isfinite(fid) else None
     self.manager.save(int(step), args=ocp.args.Composite(**items), metrics=metrics, force=True)
@@ -129,7 +159,8 @@ class Checkpointer:
 
     Raises:
       CheckpointMismatchError: the checkpoint's arrays are not those of `target`.
-      CheckpointError: it has no manifest, or an array fails its sha256 check.
+      CheckpointError: it has no manifest, an array or the iterator position fails its
+        sha256 check, or the position is missing.
     """
     # The manifest first (small JSON): it decides whether the arrays are worth reading.
     meta = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
@@ -139,28 +170,90 @@ class Checkpointer:
     abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, target)
     items = {"state": ocp.args.StandardRestore(abstract)}
     if data_iterator is not None:
+      self._verify_data_position(step, meta)
       items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
     restored = self.manager.restore(step, args=ocp.args.Composite(**items))
     verify_checksums(restored["state"], meta["checksums"], step)
     return restored["state"]
 
-  def restore_latest(self, target: PyTree, data_iterator=None) -> Tuple[Optional[int], PyTree]:
+  def _verify_data_position(self, step: int, meta: Dict[str, Any]) -> None:
+    """Checks this process's iterator position file against `meta['data_sha256']`."""
+    path = os.path.join(self.directory, str(step), "data", _data_file_name())
+    if not os.path.exists(path):
+      raise CheckpointError(f"checkpoint {step} has no data iterator position ({path}).")
+    expected = meta.get("data_sha256")
+    if expected is None:  # written before positions were in the manifest
+      logging.warning("checkpoint %d predates iterator checksums; its position is not verified.",
+                      step)
+      return
+    with open(path, "rb") as f:
+      actual = hashlib.sha256(f.read()).hexdigest()
+    if expected.get(_data_file_name()) != actual:
+      raise CheckpointError(f"checkpoint {step}: data iterator position {path} fails its sha256 "
+                            "check; refusing it.")
+
+  def move_aside(self, step: int) -> Optional[str]:
+    """Renames checkpoint `step` to `<step>.corrupt-<UTC time>` (process 0); returns the path."""
+    src = os.path.join(self.directory, str(step))
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    dst, n = os.path.join(self.directory, f"{step}.corrupt-{stamp}"), 1
+    while os.path.exists(dst):
+      n += 1
+      dst = os.path.join(self.directory, f"{step}.corrupt-{stamp}-{n}")
+    if jax.process_index() == 0 and os.path.exists(src):
+      os.rename(src, dst)
+      logging.warning("moved unusable checkpoint %d aside to %s", step, dst)
+      print(f"[checkpoint] moved unusable checkpoint {step} aside to {dst}", flush=True)
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+      multihost_utils.sync_global_devices(f"genattn_move_aside_{step}")
+    return dst
+
+  def restore_latest(self, target: PyTree, data_iterator=None, *, move_aside: bool = False,
+                     require_usable: bool = False) -> Tuple[Optional[int], PyTree]:
     """Newest checkpoint that restores and verifies, else (None, target).
+
+    Args:
+      target: a state of the structure to restore into.
+      data_iterator: grain iterator whose position is restored too (and verified).
+      move_aside: rename each refused checkpoint `<step>.corrupt-<time>` (see module doc).
+        When none is usable they are moved only if `require_usable` is False.
+      require_usable: raise when checkpoints exist and none is usable.
+
+    The refused checkpoints are left in `self.refused` as (step, reason) pairs.
 
     Raises:
       CheckpointMismatchError: the newest readable checkpoint was written for another model
         or config (see the module doc).
+      NoUsableCheckpointError: `require_usable` and no checkpoint of the directory is usable;
+        the message lists every step and why it was refused.
     """
     self.manager.reload()
+    self.refused = []
+    found, restored = None, target
     for step in sorted(self.manager.all_steps(), reverse=True):
       try:
-        return step, self.restore(step, target, data_iterator)
+        restored, found = self.restore(step, target, data_iterator), step
+        break
       except CheckpointMismatchError:
         raise
       except Exception as e:  # pylint: disable=broad-except
-        logging.error("checkpoint %d in %s is unusable (%s: %s); trying the previous one.",
-                      step, self.directory, type(e).__name__, e)
-    return None, target
+        reason = f"{type(e).__name__}: {e}"
+        self.refused.append((step, reason))
+        logging.error("checkpoint %d in %s is unusable (%s); trying the previous one.",
+                      step, self.directory, reason)
+    if found is None and self.refused and require_usable:
+      listing = "\n".join(f"  step {s}: {r[:300]}" for s, r in self.refused)
+      raise NoUsableCheckpointError(
+          f"no usable checkpoint in {self.directory}; found {len(self.refused)}, all refused:\n"
+          f"{listing}\nNothing was moved or deleted. Inspect or remove them, train in a new "
+          "--workdir, or set --config.checkpoint.allow_restart_from_scratch=True to move them "
+          "aside and start again from step 0.")
+    if move_aside and self.refused:
+      for step, _ in self.refused:
+        self.move_aside(step)
+      self.manager.reload()
+    return found, restored
 
   def close(self) -> None:
     self.manager.wait_until_finished()

@@ -22,17 +22,24 @@ def base_config(model_name: str = "sndcgan", resolution: int = 32) -> ml_collect
     parallel:   backend 'jit' (Mesh + NamedSharding) or 'pmap'; distributed (multi-host
                 `jax.distributed.initialize()`) with coordinator_address, num_processes,
                 process_id, cpu_collectives (see `parallel.initialize_distributed`).
-    checkpoint: every_steps, keep (newest K; the best-FID one is kept too), async_save.
+    checkpoint: every_steps, keep (newest K; the best-FID one is kept too), async_save,
+                allow_restart_from_scratch (False: a workdir whose checkpoints are all
+                unusable stops the run; True: they are moved aside and training starts at 0).
     task:       name of the training task (`genattn_jax.training.tasks`): 'noise' (noise →
                 image, the default); tasks add their own fields here.
-    eval:       every_steps (0 = never), num_real, num_fake, real_split, real_stats (a
-                precomputed .npz used instead of real_split), batch_size, grid_rows.
+    eval:       every_steps (0 = never; the last step is evaluated only when it is a
+                multiple), num_real, num_fake, real_split, real_stats (a precomputed .npz
+                used instead of real_split), batch_size, grid_rows.
+    progress_bar: tqdm bars (training with ETA, FID) on stderr when it is a terminal.
+
+  Every run checks these fields first (`genattn_jax.training.validate`).
   """
   from genattn_jax import models  # pylint: disable=g-import-not-at-top
   c = ml_collections.ConfigDict()
   c.name = ""
   c.seed = 0
   c.log_every_steps = 100
+  c.progress_bar = True
   c.model = models.default_model_config(model_name, resolution)
 
   c.data = ml_collections.ConfigDict()
@@ -42,6 +49,7 @@ def base_config(model_name: str = "sndcgan", resolution: int = 32) -> ml_collect
   c.data.image_size = resolution
   c.data.random_flip = True
   c.data.channels = 3
+  c.data.skip_unreadable = False  # local folders: skip undecodable images (count logged)
 
   c.training = ml_collections.ConfigDict()
   c.training.batch_size = 64
@@ -77,6 +85,7 @@ def base_config(model_name: str = "sndcgan", resolution: int = 32) -> ml_collect
   c.checkpoint.every_steps = 2000
   c.checkpoint.keep = 3
   c.checkpoint.async_save = True
+  c.checkpoint.allow_restart_from_scratch = False
 
   c.eval = ml_collections.ConfigDict()
   c.eval.every_steps = 10_000

@@ -26,9 +26,18 @@ def make_sample_fn(generator: nn.Module, num_classes: int) -> Callable:
   return sample
 
 
+class NonFiniteOutputError(FloatingPointError):
+  """The generator produced NaN or infinite pixels (its parameters are not finite)."""
+
+
 def sample_batches(sample_fn, params, g_state, *, num_images: int, batch_size: int,
                    z_dim: int, num_classes: int, seed: int) -> Iterator[np.ndarray]:
-  """Yields uint8 [b, R, R, 3] batches, `num_images` in all, from a fixed seed."""
+  """Yields uint8 [b, R, R, 3] batches, `num_images` in all, from a fixed seed.
+
+  Raises:
+    NonFiniteOutputError: a sample holds NaN or inf (casting it to uint8 would silently give
+      black pixels and a meaningless FID).
+  """
   rng = jax.random.PRNGKey(seed)
   done = 0
   while done < num_images:
@@ -36,7 +45,14 @@ def sample_batches(sample_fn, params, g_state, *, num_images: int, batch_size: i
     z = jax.random.normal(z_rng, (batch_size, z_dim), jnp.float32)
     y = (jax.random.randint(y_rng, (batch_size,), 0, num_classes) if num_classes
          else jnp.zeros((batch_size,), jnp.int32))
-    images = to_uint8(np.asarray(sample_fn(params, g_state, z, y)))
+    raw = np.asarray(sample_fn(params, g_state, z, y))
+    if not np.all(np.isfinite(raw)):
+      bad = int(np.sum(~np.all(np.isfinite(raw.reshape(raw.shape[0], -1)), axis=1)))
+      raise NonFiniteOutputError(
+          f"the generator produced non-finite pixels in {bad} of {raw.shape[0]} samples "
+          f"(batch starting at image {done}): its parameters are NaN/inf, so no FID or image "
+          "can be computed from them.")
+    images = to_uint8(raw)
     take = min(batch_size, num_images - done)
     done += take
     yield images[:take]
@@ -74,7 +90,7 @@ def _real_stats_path(workdir: str, data_config, split: str, num_images: int) -> 
   return os.path.join(workdir, "fid_stats", f"real_{digest}.npz")
 
 
-def real_statistics(workdir: str, config) -> tuple:
+def real_statistics(workdir: str, config, progress: bool = False) -> tuple:
   """FID statistics (mu, sigma) of the real data, computed once and cached in the workdir.
 
   With `config.eval.real_stats` set (a pytorch-fid compatible `.npz` with `mu` and `sigma`,
@@ -114,8 +130,8 @@ def real_statistics(workdir: str, config) -> tuple:
       seen += len(images)
       yield images
 
-  feats = features.extract_features(batches(), batch_size=ecfg.batch_size,
-                                    progress=False)["pool"]
+  feats = features.extract_features(batches(), batch_size=ecfg.batch_size, progress=progress,
+                                    num_images=ecfg.num_real)["pool"]
   mu, sigma = fid.feature_statistics(feats)
   if jax.process_index() == 0:
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -124,14 +140,20 @@ def real_statistics(workdir: str, config) -> tuple:
   return mu, sigma
 
 
-def generator_fid(sample_fn, params, g_state, config, real_stats, seed: int = 1234) -> float:
-  """FID of `config.eval.num_fake` samples of the generator against `real_stats`."""
+def generator_fid(sample_fn, params, g_state, config, real_stats, seed: int = 1234,
+                  progress: bool = False) -> float:
+  """FID of `config.eval.num_fake` samples of the generator against `real_stats`.
+
+  Raises:
+    NonFiniteOutputError: the generator produced NaN or infinite pixels.
+  """
   from genattn_jax.metrics import features, fid  # pylint: disable=g-import-not-at-top
   ecfg = config.eval
   batches = sample_batches(sample_fn, params, g_state, num_images=ecfg.num_fake,
                            batch_size=ecfg.batch_size, z_dim=config.model.z_dim,
                            num_classes=config.model.get("num_classes", 0), seed=seed)
-  feats = features.extract_features(batches, batch_size=ecfg.batch_size, progress=False)["pool"]
+  feats = features.extract_features(batches, batch_size=ecfg.batch_size, progress=progress,
+                                    num_images=ecfg.num_fake)["pool"]
   mu, sigma = fid.feature_statistics(feats)
   return float(fid.frechet_distance(real_stats[0], real_stats[1], mu, sigma))
 

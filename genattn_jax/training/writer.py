@@ -5,7 +5,8 @@ same event files without it. Only process 0 writes (the multi-host convention of
 other processes get a writer that drops everything.
 """
 
-from typing import Mapping
+import sys
+from typing import Callable, Mapping
 
 from absl import logging
 import jax
@@ -42,11 +43,13 @@ class MetricWriter:
       self._writer = None
 
 
-def log_progress(step: int, total: int, scalars: Mapping[str, float]) -> None:
-  """One progress line per call, process 0 only."""
+def log_progress(step: int, total: int, scalars: Mapping[str, float],
+                 echo: Callable[[str], None] = print, suffix: str = "") -> None:
+  """One progress line per call, process 0 only, printed with `echo` (e.g. `tqdm.write`)."""
   if jax.process_index() != 0:
     return
   keys = ("d_loss", "g_loss", "d_real", "d_fake", "steps_per_sec", "fid")
-  parts = [f"{k}={scalars[k]:.4g}" for k in keys if k in scalars]
+  parts = [f"{k}={scalars[k]:.4g}" for k in keys if k in scalars] + ([suffix] if suffix else [])
   logging.info("step %d/%d  %s", step, total, "  ".join(parts))
-  print(f"[train] step {step}/{total}  " + "  ".join(parts), flush=True)
+  echo(f"[train] step {step}/{total}  " + "  ".join(parts))
+  sys.stdout.flush()

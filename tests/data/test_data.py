@@ -136,3 +136,71 @@ def test_processes_read_disjoint_shards(tmp_path, monkeypatch):
     assert batch["image"].shape[0] == 20
     seen.append({x.tobytes() for x in batch["image"]})
   assert not seen[0] & seen[1] and len(seen[0] | seen[1]) == 40
+
+
+# ----------------------------------------------------------------- reliability (issue 9)
+
+
+def _small_folder(root: pathlib.Path, n: int, start: int = 0, size: int = 8):
+  rng = np.random.default_rng(start)
+  for i in range(start, start + n):
+    cls = root / "train" / ("a" if i % 2 else "b")
+    cls.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(
+        cls / f"{i:03d}.png")
+
+
+def test_adding_files_to_a_class_folder_reconverts(tmp_path, capsys):
+  source = tmp_path / "imgs"
+  _small_folder(source, 20)
+  cfg = _config(source, tmp_path / "tfds", image_size=8)
+  ds, _ = pipeline.get_data_source(cfg, "train")
+  assert len(ds) == 20
+  assert "(first conversion)" in capsys.readouterr().out
+  ds, _ = pipeline.get_data_source(cfg, "train")
+  assert len(ds) == 20 and "reusing the conversion" in capsys.readouterr().out
+  # The top-level folder's own size/mtime need not change when a sub-folder gains files.
+  top = os.stat(source)
+  _small_folder(source, 20, start=20)
+  os.utime(source, ns=(top.st_atime_ns, top.st_mtime_ns))
+  ds, _ = pipeline.get_data_source(cfg, "train")
+  assert len(ds) == 40
+  assert "the file listing changed since the conversion" in capsys.readouterr().out
+  # Removing one file reconverts too.
+  next(source.rglob("*.png")).unlink()
+  ds, _ = pipeline.get_data_source(cfg, "train")
+  assert len(ds) == 39
+
+
+def _truncated_jpeg(path: pathlib.Path):
+  rng = np.random.default_rng(5)
+  Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(path, quality=95)
+  data = path.read_bytes()
+  path.write_bytes(data[: len(data) // 2])
+
+
+def test_truncated_jpeg_is_named_or_skipped_with_a_count(tmp_path, capsys):
+  source = tmp_path / "imgs"
+  _small_folder(source, 6)
+  bad = source / "train" / "a" / "zz_broken.jpg"
+  _truncated_jpeg(bad)
+  with pytest.raises(ValueError, match=r"cannot decode image `.*zz_broken\.jpg`.*"
+                                       r"skip_unreadable"):
+    pipeline.get_data_source(_config(source, tmp_path / "tfds", image_size=8), "train")
+  capsys.readouterr()
+  ds, _ = pipeline.get_data_source(
+      _config(source, tmp_path / "tfds", image_size=8, skip_unreadable=True), "train")
+  assert len(ds) == 6
+  out = capsys.readouterr().out
+  assert "skipped 1 unreadable image(s)" in out and "zz_broken.jpg" in out
+
+
+def test_eval_image_folder_names_a_truncated_file(tmp_path):
+  from genattn_jax import _checks  # pylint: disable=g-import-not-at-top
+  from genattn_jax.metrics import image_io  # pylint: disable=g-import-not-at-top
+  _small_folder(tmp_path, 3)
+  bad = tmp_path / "train" / "a" / "broken.jpg"
+  _truncated_jpeg(bad)
+  files = image_io.list_image_files(tmp_path)
+  with pytest.raises(_checks.UnreadableImageError, match=r"`.*broken\.jpg`"):
+    list(image_io.iter_image_folder(files, batch_size=2))

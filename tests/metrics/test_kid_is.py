@@ -106,6 +106,22 @@ class KidTest(parameterized.TestCase):
       kid_lib.kernel_inception_distance(x, y, subset_size=1)
 
 
+  def test_subsets_covering_both_sets_report_an_undefined_spread(self):
+    rng = np.random.default_rng(6)
+    x, y = rng.standard_normal((64, 5)), rng.standard_normal((64, 5)) + 0.3
+    with pytest.warns(kid_lib.KIDSpreadUndefinedWarning, match="spread over subsets is "
+                      "undefined"):
+      mean, std = kid_lib.kernel_inception_distance(x, y, num_subsets=10, subset_size=1000)
+    self.assertTrue(math.isnan(std))  # not the "± 0" of ten identical full-set values
+    np.testing.assert_allclose(mean, _loop_mmd2(x, y), rtol=1e-10)
+    # One set larger than the subsets: its draws vary, so the spread is defined.
+    with warnings.catch_warnings():
+      warnings.simplefilter("ignore")
+      _, std = kid_lib.kernel_inception_distance(np.concatenate([x, x + 0.1]), y,
+                                                 num_subsets=10, subset_size=1000)
+    self.assertGreater(std, 0.0)
+
+
 class InceptionScoreTest(parameterized.TestCase):
 
   @parameterized.parameters((1,), (3,), (5,))

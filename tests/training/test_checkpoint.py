@@ -265,3 +265,77 @@ def test_checkpoint_of_another_config_is_an_error_not_a_restart(tmp_path, gan_st
   step, _ = ckpt.restore_latest(zeros_like(gan_state))
   assert step == 2
   ckpt.close()
+
+
+# ----------------------------------------------------------------- reliability (issue 9)
+
+
+def _damage_largest_array(step_dir: pathlib.Path) -> None:
+  files = [p for p in (step_dir / "state").rglob("*") if p.is_file()]
+  target = max(files, key=lambda p: p.stat().st_size)
+  target.write_bytes(target.read_bytes()[: target.stat().st_size // 3])  # truncated
+
+
+def test_refused_checkpoint_is_moved_aside_and_its_step_can_be_saved_again(tmp_path,
+                                                                           gan_state):
+  _two_checkpoints(tmp_path, gan_state)
+  _damage_largest_array(tmp_path / "2")
+  ckpt = ckpt_lib.Checkpointer(str(tmp_path), async_save=False)
+  step, restored = ckpt.restore_latest(zeros_like(gan_state), move_aside=True)
+  assert step == 1
+  assert_same_state(restored, shifted(gan_state, 1.0))
+  assert [s for s, _ in ckpt.refused] == [2]
+  moved = [p.name for p in tmp_path.iterdir() if p.name.startswith("2.corrupt-")]
+  assert len(moved) == 1 and not (tmp_path / "2").exists()
+  assert ckpt.all_steps() == [1]  # the moved directory is not a checkpoint any more
+  # The resumed run writes step 2 again (orbax raised StepAlreadyExistsError before).
+  ckpt.save(2, shifted(gan_state, 5.0))
+  ckpt.close()
+  again = ckpt_lib.Checkpointer(str(tmp_path), async_save=False)
+  step, restored = again.restore_latest(zeros_like(gan_state))
+  assert step == 2
+  assert_same_state(restored, shifted(gan_state, 5.0))
+  assert (tmp_path / moved[0] / "state").is_dir()  # kept for inspection
+  again.close()
+
+
+def test_no_usable_checkpoint_is_an_error_listing_them_not_a_restart(tmp_path, gan_state):
+  _two_checkpoints(tmp_path, gan_state)
+  _damage_largest_array(tmp_path / "2")
+  (tmp_path / "1" / "meta" / "metadata").unlink()
+  ckpt = ckpt_lib.Checkpointer(str(tmp_path), async_save=False)
+  with pytest.raises(ckpt_lib.NoUsableCheckpointError,
+                     match=r"(?s)found 2, all refused.*step 2: .*step 1: .*"
+                           r"allow_restart_from_scratch"):
+    ckpt.restore_latest(zeros_like(gan_state), move_aside=True, require_usable=True)
+  assert _step_dirs(tmp_path) == [1, 2]  # nothing moved or deleted
+  # Asked to start over: both moved aside, nothing restored.
+  step, got = ckpt.restore_latest(zeros_like(gan_state), move_aside=True)
+  assert step is None and ckpt.all_steps() == []
+  assert sorted(p.name.split(".")[0] for p in tmp_path.iterdir()
+                if ".corrupt-" in p.name) == ["1", "2"]
+  ckpt.close()
+
+
+def test_edited_data_iterator_position_is_refused(tmp_path, gan_state):
+  it = iter(_loader())
+  for _ in range(3):
+    next(it)
+  ckpt = ckpt_lib.Checkpointer(str(tmp_path), keep=5, async_save=False)
+  ckpt.save(1, shifted(gan_state, 1.0), data_iterator=it)
+  next(it)
+  ckpt.save(2, shifted(gan_state, 2.0), data_iterator=it)
+  meta = json.loads((tmp_path / "2" / "meta" / "metadata").read_text())
+  assert list(meta["data_sha256"]) == ["process_0-of-1.json"]
+  position = tmp_path / "2" / "data" / "process_0-of-1.json"
+  text = position.read_text()
+  state = json.loads(text)
+  key = next(k for k, v in state.items() if isinstance(v, int) and not isinstance(v, bool)
+             and k != "version")
+  state[key] += 5
+  position.write_text(json.dumps(state, indent=4))
+  with pytest.raises(ckpt_lib.CheckpointError, match="data iterator position.*sha256"):
+    ckpt.restore(2, zeros_like(gan_state), data_iterator=iter(_loader()))
+  step, _ = ckpt.restore_latest(zeros_like(gan_state), data_iterator=iter(_loader()))
+  assert step == 1
+  ckpt.close()

@@ -72,3 +72,16 @@ def test_stats_cached_without_sampling_order_are_not_reused(tmp_path):
   _write_stats(old, 1)
   with pytest.raises(FileNotFoundError, match="no_such_dataset"):
     evaluation.real_statistics(str(tmp_path), config)
+
+
+def test_non_finite_generator_output_is_refused_not_turned_black():
+  def sample_fn(params, g_state, z, y):
+    del g_state, y
+    return np.full((z.shape[0], 4, 4, 3), params, np.float32)
+
+  ok = list(evaluation.sample_batches(sample_fn, 0.5, {}, num_images=3, batch_size=2, z_dim=2,
+                                      num_classes=0, seed=0))
+  assert [b.shape for b in ok] == [(2, 4, 4, 3), (1, 4, 4, 3)]
+  with pytest.raises(evaluation.NonFiniteOutputError, match="non-finite pixels in 2 of 2"):
+    list(evaluation.sample_batches(sample_fn, np.nan, {}, num_images=3, batch_size=2, z_dim=2,
+                                   num_classes=0, seed=0))

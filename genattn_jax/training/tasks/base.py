@@ -54,6 +54,7 @@ class Task:
     self.generator = generator
     self.discriminator = discriminator
     self.axis_name = axis_name
+    self.show_progress = False  # the trainer sets it: progress bars during evaluation
     tcfg = config.training
     self.d_adv_loss, self.g_adv_loss = losses.get_loss(tcfg.loss)
     self.relativistic = self.g_adv_loss.__name__.startswith("relativistic")

@@ -92,9 +92,10 @@ class NoiseTask(Task):
   def evaluate(self, state, workdir: str) -> Dict[str, float]:
     """{'fid': FID of `eval.num_fake` EMA-generator samples vs the real statistics}."""
     if self._real_stats is None:
-      self._real_stats = evaluation.real_statistics(workdir, self.config)
+      self._real_stats = evaluation.real_statistics(workdir, self.config,
+                                                    progress=self.show_progress)
     fid = evaluation.generator_fid(self.sample_fn, state.ema_params, state.g_state,
-                                   self.config, self._real_stats)
+                                   self.config, self._real_stats, progress=self.show_progress)
     return {"fid": fid}
 
   def sample_grid(self, state, rows: int) -> np.ndarray:
