@@ -8,7 +8,7 @@ generator and discriminator each take a sequence of them (`g_blocks`,
 
   * LAP (all generator stages above 4x4):
     `{'block': 'lap', 'resolutions': [8, 16, 32]}`
-  * SPAP (SNDCGAN-128 generator, after the 64x64 map, Sec. 4.2 of the SPAP
+  * SPAP (SNDCGAN-128 generator, after the 64x64 map, Sec. 4.3 of the SPAP
     paper): `{'block': 'spap', 'resolutions': [64], 'rates': [3, 5, 7]}`
   * SAGAN-style self-attention: `{'block': 'self_attention', 'resolutions': [32]}`
   * AN: `{'block': 'an', 'resolutions': [32]}`
