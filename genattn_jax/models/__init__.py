@@ -33,7 +33,7 @@ from genattn_jax.models.resnet import (ResNetDBlock, ResNetDiscriminator, ResNet
                                        ResNetGenerator)
 from genattn_jax.models.sndcgan import SNDCGANDiscriminator, SNDCGANGenerator
 
-MODEL_NAMES: Tuple[str, ...] = ("sndcgan", "resnet")
+MODEL_NAMES: Tuple[str, ...] = ("sndcgan", "resnet", "cyclegan")
 
 __all__ = [
     "BLOCK_NAMES", "BlockPlacement", "MODEL_NAMES", "RESNET_ARCHS", "ResNetDBlock",
@@ -79,6 +79,9 @@ def default_model_config(name: str = "sndcgan", resolution: int = 32) -> ml_coll
     ValueError: for an unknown `name` or unsupported `resolution`.
   """
   _checks.check_in(name, MODEL_NAMES, "name")
+  if name == "cyclegan":
+    from genattn_jax.models import cyclegan  # pylint: disable=g-import-not-at-top
+    return cyclegan.default_model_config(resolution)
   if name == "resnet":
     _checks.check_in(resolution, tuple(RESNET_ARCHS), "resolution")
   else:
@@ -136,6 +139,9 @@ def build_gan(config: Any) -> Tuple[nn.Module, nn.Module]:
   if "name" not in cfg:
     raise ValueError(f"`name` missing from the model config; expected one of {MODEL_NAMES}.")
   _checks.check_in(cfg["name"], MODEL_NAMES, "name")
+  if cfg["name"] == "cyclegan":  # image-to-image host: (GeneratorPair, DiscriminatorPair)
+    from genattn_jax.models import cyclegan  # pylint: disable=g-import-not-at-top
+    return cyclegan.build_cyclegan(cfg)
   full = default_model_config(cfg["name"], cfg.get("resolution", 32)).to_dict()
   unknown = sorted(set(cfg) - set(full))
   if unknown:
