@@ -102,6 +102,7 @@ def default_model_config(name: str = "sndcgan", resolution: int = 32) -> ml_coll
   c.d_atrous_rates = [3, 5, 7]
   c.g_spectral_norm = True
   c.d_spectral_norm = True
+  c.d_num_blocks = 0  # ResNet D: use only the first N residual blocks (0 = all of ARCHS')
   c.g_block_bias = False
   c.bn_axis_name = ""
   c.dtype = ""
@@ -178,7 +179,7 @@ def build_gan(config: Any) -> Tuple[nn.Module, nn.Module]:
                           block_bias=full["g_block_bias"], bn_axis_name=axis, **common)
     disc = ResNetDiscriminator(resolution=r, num_classes=nc, width=full["d_width"],
                                blocks=d_blocks, spectral_norm=full["d_spectral_norm"],
-                               axis_name=axis, **common)
+                               axis_name=axis, num_blocks=full["d_num_blocks"], **common)
     valid_g, valid_d = gen.stage_resolutions(), disc.block_resolutions()
   # Check placements against the stage resolutions now, naming the config field.
   normalize_placements(g_blocks, "g_blocks", valid_g)
