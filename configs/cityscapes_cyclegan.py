@@ -41,7 +41,7 @@ def cyclegan_config(name: str, train_images: int, resolution: int = 256, epochs:
   c.data = ml_collections.ConfigDict()
   c.data.source = ""
   c.data.image_size = resolution
-  c.data.load_size = resolution + resolution // 8 if resolution >= 256 else 0  # 286 → 256
+  c.data.load_size = int(round(resolution * 286 / 256))  # resize to 286, random crop 256
   c.data.random_flip = True
   c.training.batch_size = 1
   c.training.num_steps = (epochs + decay_epochs) * train_images

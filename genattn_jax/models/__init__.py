@@ -46,7 +46,8 @@ def default_model_config(name: str = "sndcgan", resolution: int = 32) -> ml_coll
   """The papers' settings for backbone `name` at `resolution`, as a ConfigDict.
 
   Fields:
-    name: 'sndcgan' or 'resnet'.
+    name: 'sndcgan', 'resnet' or 'cyclegan' (the image-to-image host: its own fields,
+      `models/cyclegan.py`).
     resolution: image size R (SNDCGAN: multiple of 8, papers 32/64/128;
       ResNet: 32, 64 or 128).
     z_dim: latent size (128).

@@ -247,6 +247,11 @@ class ResNetGenerator(nn.Module):
     stages = self.stage_resolutions()
     placements, inner = pl.split_by_position(
         pl.normalize_placements(self.blocks, "blocks", stages), "blocks")
+    for p in inner:
+      if stages[0] in p.resolutions:
+        raise ValueError(f"`blocks`: an 'in_block' {p.block!r} cannot sit at {stages[0]}x"
+                         f"{stages[0]} (the dense layer's output, no residual block); use one "
+                         f"of {stages[1:]}.")
     sn = self.spectral_norm
     conv = pl.resolve_layer(self.conv, sn, nn.Conv, "SpectralConv")
     dense = pl.resolve_layer(self.dense, sn, nn.Dense, "SpectralDense")

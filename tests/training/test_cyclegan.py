@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import cityscapes_cyclegan_demo_spap
+from configs import cityscapes_cyclegan_demo, cityscapes_cyclegan_demo_spap
 from genattn_jax.models import cyclegan
 from genattn_jax.training import parallel, state as state_lib, trainer
 from genattn_jax.training.tasks.cyclegan import CycleGANTask
@@ -89,11 +89,12 @@ def test_history_pool_fills_then_swaps():
   np.testing.assert_array_equal(out, imgs)       # not full: returned as given, and stored
   np.testing.assert_array_equal(pool, imgs)
   assert int(count) == size
+  query = jax.jit(cyclegan.pool_query)
   returned_old = kept_new = 0
   for t in range(40):                            # full: each image swaps in with prob. 1/2
     new = jnp.full((1, 2, 2, 1), 10.0 + t)
     before = np.asarray(pool)
-    out, pool, count = cyclegan.pool_query(pool, count, new, jax.random.PRNGKey(t + 1))
+    out, pool, count = query(pool, count, new, jax.random.PRNGKey(t + 1))
     after = np.asarray(pool)
     assert int(count) == size
     v = float(out[0, 0, 0, 0])
@@ -123,7 +124,7 @@ def test_transposed_upsampling_doubles_like_pytorch():
 
 
 def _run(backend_name, devices):
-  config = cityscapes_cyclegan_demo_spap.get_test_config()
+  config = cityscapes_cyclegan_demo.get_test_config()  # no SPAP: keeps the 3 compiles small
   config.model.resolution = config.data.image_size = 16
   config.model.pool_size = 4
   config.training.batch_size = 8
@@ -153,3 +154,37 @@ def test_eight_devices_equal_one():
     for k in ("d_loss", "g_loss", "cycle_loss"):
       np.testing.assert_allclose(metrics[k], ref_metrics[k], rtol=1e-4, atol=1e-5)
   assert int(ref_state.d_state["history"]["count_a"]) == 4   # 2 steps x 8 images, pool of 4
+
+
+CYCLEGAN_CONFIGS = ["cityscapes_cyclegan", "cityscapes_cyclegan_spap", "cityscapes_cyclegan_aspp",
+                    "maps_cyclegan_spap", "facades_cyclegan_spap", "cityscapes_cyclegan_demo",
+                    "cityscapes_cyclegan_demo_spap"]
+
+
+@pytest.mark.parametrize("name", CYCLEGAN_CONFIGS)
+def test_cyclegan_configs_build_and_trace_a_step(name):
+  import importlib  # pylint: disable=g-import-not-at-top
+  module = importlib.import_module(f"configs.{name}")
+  assert "Command" in module.__doc__ and f"configs/{name}.py" in module.__doc__
+  full = module.get_config()
+  assert full.task.name == "cyclegan" and full.model.name == "cyclegan"
+  g, d = trainer.models.build_gan(full.model)
+  task = CycleGANTask(full, g, d)
+  state = jax.eval_shape(lambda: state_lib.create_gan_state(full, g, d, jax.random.PRNGKey(0),
+                                                            task=task))
+  r = full.model.resolution
+  pools = state.d_state["history"]
+  assert pools["pool_a"].shape == (full.model.pool_size, r, r, 3)
+  if full.model.pyramid != "none":
+    assert full.model.pyramid in state.g_params["ab"] and full.model.pyramid in state.g_params["ba"]
+  c = module.get_test_config()
+  _, _, train_step = trainer.build(c)
+  small = jax.eval_shape(lambda: state_lib.create_gan_state(
+      c, *trainer.models.build_gan(c.model), jax.random.PRNGKey(0)))
+  rr = c.model.resolution
+  batch = {k: jax.ShapeDtypeStruct((c.training.batch_size, rr, rr, 3), jnp.float32)
+           for k in ("image_a", "image_b")}
+  new_state, metrics = jax.eval_shape(train_step, small, batch, jax.random.PRNGKey(1))
+  assert jax.tree_util.tree_structure(new_state) == jax.tree_util.tree_structure(small)
+  for key in ("d_loss", "g_loss", "cycle_loss", "identity_loss"):
+    assert metrics[key].shape == ()
