@@ -61,6 +61,10 @@ _IS = flags.DEFINE_bool("inception_score", True, "Compute the Inception Score wh
 _KID_SUBSETS = flags.DEFINE_integer("kid_subsets", 100, "KID: number of random subsets.")
 _KID_SUBSET_SIZE = flags.DEFINE_integer("kid_subset_size", 1000, "KID: samples per subset.")
 _IS_SPLITS = flags.DEFINE_integer("is_splits", 10, "Inception Score: number of splits.")
+_INTRA_FID = flags.DEFINE_integer("intra_fid_classes", 0, "With --workdir of a class-"
+                                  "conditional run: also report intra-FID over this many "
+                                  "classes (metrics/intra_fid.py; real per-class statistics "
+                                  "cached in the workdir).")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the KID subsets (and of --workdir sampling).")
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show progress bars (on stderr).")
 _DISTRIBUTED = flags.DEFINE_bool("distributed", False, "Start jax.distributed (multi-process "
@@ -101,6 +105,11 @@ def main(argv):
   except _checks.UnreadableImageError as e:
     print(f"eval.py: {e}", file=sys.stderr)
     sys.exit(1)
+  if _INTRA_FID.value:
+    if not _WORKDIR.value:
+      raise app.UsageError("--intra_fid_classes needs --workdir (a class-conditional run).")
+    from genattn_jax.metrics import intra_fid  # pylint: disable=g-import-not-at-top
+    result.update(intra_fid.intra_fid_for_run(_WORKDIR.value, _INTRA_FID.value))
   if _JSON.value:
     print(json.dumps(result, sort_keys=True))
   else:

@@ -58,7 +58,8 @@ class AttentiveFuse(nn.Module):
   Attributes:
     hidden_features: channels of the hidden attention conv; None uses the
       channel count C of the inputs.
-    attention_kernel_size: spatial size of the first attention conv.
+    attention_kernel_size: spatial size of the first attention conv (SPAP
+      passes 1 by default, see `SpatialPyramidAttentivePooling`).
     activation: nonlinearity between the two attention convs.
     conv: conv constructor (`nn.Conv` or e.g. `SpectralConv`), called with
       `features, kernel_size, padding, dtype, param_dtype, name`.
@@ -145,10 +146,32 @@ class SpatialPyramidAttentivePooling(nn.Module):
   * `'sigmoid'`: the stored value is a logit and `gamma = sigmoid(logit)`;
     needs 0 < `gamma_init` < 1.
 
+  Attention net size and the parameter count (Table 1). Table 1 lists
+  20.065M parameters for the vanilla SNDCGAN-128 G and 20.756M with SPAP, so
+  SPAP adds 0.691M at the 64x64 map, where G has C = 128 channels. With
+  L = len(rates) + 2 levels (5 in the paper), hidden width h and attention
+  kernel k, the block has
+
+    levels:  len(rates) * (9 C^2 + C) + (9 C^2 + C) + (C^2 + C)
+    fuses:   (L - 1) * (k^2 * 2C * h + h + h + 1)
+    gamma:   1
+
+  (conv kernels plus biases; `param_count` computes it). The levels alone
+  give 4 * 147,584 + 16,512 = 606,848 at C = 128, leaving ~84K for the four
+  fuse steps, ~21K each: a 3x3 conv from 2C to C (295K per step, 1.787M in
+  all) cannot be the paper's. The default is therefore a 1x1 bottleneck,
+  `attention_kernel_size=1`, `attention_reduction=2` (h = C / 2):
+  4 * (256 * 64 + 64 + 64 + 1) = 66,052, total 672,901 = 0.673M, 2.6% below
+  the paper's 0.691M (the paper's exact attention net is not given; any
+  choice of this size is a reading). The larger variant of earlier versions
+  of this library (3x3 conv, h = C: 1.787M at C = 128) is
+  `attention_kernel_size=3, attention_reduction=1`.
+
   The fused map `o` is sown as `('intermediates', 'pyramid_output')` and each
   fuse step's attention map as `('intermediates', 'fuse_i', 'attention')`.
   Sec. 4.3 also freezes SPAP for the first 40k (GAN) / 100 epochs (CycleGAN)
-  steps; that is a training-loop choice, not part of this module.
+  steps; that is an optimiser setting (`optimizer.delayed_update`, see
+  `training/state.py`), not part of this module.
 
   Attributes:
     rates: dilation rates of the 3x3 atrous levels (distinct, positive).
@@ -156,8 +179,11 @@ class SpatialPyramidAttentivePooling(nn.Module):
     order: `'coarse_to_fine'` or `'fine_to_coarse'` cascade direction.
     activation: applied to each pyramid level; None for no nonlinearity.
     attention_hidden_features: hidden channels of each attention net; None
-      uses C.
-    attention_kernel_size: kernel of the first attention conv.
+      uses `max(C // attention_reduction, 1)`.
+    attention_reduction: divisor of C for the hidden width when
+      `attention_hidden_features` is None (2 = the paper-sized default).
+    attention_kernel_size: kernel of the first attention conv (1 = the
+      paper-sized default; 3 with `attention_reduction=1` = the large variant).
     gamma_init: initial value of `gamma` (before the constraint mapping).
     gamma_constraint: `'none'`, `'clip'` or `'sigmoid'`, see above.
     conv: conv constructor (`nn.Conv` or e.g. `SpectralConv`), called with
@@ -170,7 +196,8 @@ class SpatialPyramidAttentivePooling(nn.Module):
   order: str = "coarse_to_fine"
   activation: Optional[Callable[[Array], Array]] = nn.relu
   attention_hidden_features: Optional[int] = None
-  attention_kernel_size: int = 3
+  attention_reduction: int = 2
+  attention_kernel_size: int = 1
   gamma_init: float = 0.0
   gamma_constraint: str = "none"
   conv: Callable[..., nn.Module] = nn.Conv
@@ -192,6 +219,21 @@ class SpatialPyramidAttentivePooling(nn.Module):
           f"`rates` {rates!r} gives a single pyramid level; the attentive fuse needs "
           "at least two (give two rates or set `local_levels=True`).")
     return sorted(levels, key=lambda kr: -((kr[0] - 1) * kr[1] + 1))
+
+  def hidden_width(self, channels: int) -> int:
+    """Hidden channels of each attention net for an input of `channels` channels."""
+    if self.attention_hidden_features is not None:
+      return int(self.attention_hidden_features)
+    _checks.check_positive(self.attention_reduction, "attention_reduction")
+    return max(channels // int(self.attention_reduction), 1)
+
+  def param_count(self, channels: int) -> int:
+    """Parameters of this block for C = `channels` (the formula in the class doc)."""
+    levels = self.levels()
+    branch = sum(k * k * channels * channels + channels for k, _ in levels)
+    h, k = self.hidden_width(channels), self.attention_kernel_size
+    fuse = k * k * 2 * channels * h + h + h + 1
+    return branch + (len(levels) - 1) * fuse + 1
 
   def _gamma(self) -> Array:
     """Creates the `gamma` parameter and maps it through the constraint."""
@@ -244,7 +286,7 @@ class SpatialPyramidAttentivePooling(nn.Module):
 
     o = feats[0]
     for i, f in enumerate(feats[1:]):
-      o = AttentiveFuse(hidden_features=self.attention_hidden_features,
+      o = AttentiveFuse(hidden_features=self.hidden_width(c),
                         attention_kernel_size=self.attention_kernel_size,
                         conv=self.conv, dtype=self.dtype, param_dtype=self.param_dtype,
                         name=f"fuse_{i}")(o, f)

@@ -35,7 +35,7 @@ from genattn_jax.models.resnet import (ResNetDBlock, ResNetDiscriminator, ResNet
 from genattn_jax.models.sndcgan import SNDCGANDiscriminator, SNDCGANGenerator
 from genattn_jax.models import style_hosts
 
-MODEL_NAMES: Tuple[str, ...] = ("sndcgan", "resnet") + style_hosts.STYLE_HOSTS
+MODEL_NAMES: Tuple[str, ...] = ("sndcgan", "resnet", "cyclegan") + style_hosts.STYLE_HOSTS
 
 __all__ = [
     "BLOCK_NAMES", "BlockPlacement", "MODEL_NAMES", "RESNET_ARCHS", "ResNetDBlock",
@@ -53,7 +53,8 @@ def default_model_config(name: str = "sndcgan", resolution: int = 32):
   it; `model_defaults` gives the same fields as a dict.)
 
   Fields:
-    name: 'sndcgan' or 'resnet'.
+    name: 'sndcgan', 'resnet' or 'cyclegan' (the image-to-image host: its own fields,
+      `models/cyclegan.py`).
     resolution: image size R (SNDCGAN: multiple of 8, papers 32/64/128;
       ResNet: 32, 64 or 128).
     z_dim: latent size (128).
@@ -108,6 +109,9 @@ def model_defaults(name: str = "sndcgan", resolution: int = 32) -> Dict[str, Any
   _checks.check_in(name, MODEL_NAMES, "name")
   if name in style_hosts.STYLE_HOSTS:
     return style_hosts.default_config(name, resolution)
+  if name == "cyclegan":
+    from genattn_jax.models import cyclegan  # pylint: disable=g-import-not-at-top
+    return cyclegan.default_model_config(resolution)
   if name == "resnet":
     _checks.check_in(resolution, tuple(RESNET_ARCHS), "resolution")
   else:
@@ -128,6 +132,7 @@ def model_defaults(name: str = "sndcgan", resolution: int = 32) -> Dict[str, Any
       "d_atrous_rates": [3, 5, 7],
       "g_spectral_norm": True,
       "d_spectral_norm": True,
+      "d_num_blocks": 0,  # ResNet D: use only the first N residual blocks (0 = all)
       "g_block_bias": False,
       "bn_axis_name": "",
       "dtype": "",
@@ -166,6 +171,9 @@ def build_gan(config: Any) -> Tuple[nn.Module, nn.Module]:
   if "name" not in cfg:
     raise ValueError(f"`name` missing from the model config; expected one of {MODEL_NAMES}.")
   _checks.check_in(cfg["name"], MODEL_NAMES, "name")
+  if cfg["name"] == "cyclegan":  # image-to-image host: (GeneratorPair, DiscriminatorPair)
+    from genattn_jax.models import cyclegan  # pylint: disable=g-import-not-at-top
+    return cyclegan.build_cyclegan(cfg)
   full = model_defaults(cfg["name"], cfg.get("resolution", 32))
   unknown = sorted(set(cfg) - set(full))
   if unknown:
@@ -205,7 +213,7 @@ def build_gan(config: Any) -> Tuple[nn.Module, nn.Module]:
                           block_bias=full["g_block_bias"], bn_axis_name=axis, **common)
     disc = ResNetDiscriminator(resolution=r, num_classes=nc, width=full["d_width"],
                                blocks=d_blocks, spectral_norm=full["d_spectral_norm"],
-                               axis_name=axis, **common)
+                               axis_name=axis, num_blocks=full["d_num_blocks"], **common)
     valid_g, valid_d = gen.stage_resolutions(), disc.block_resolutions()
   # Check placements against the stage resolutions now, naming the config field.
   normalize_placements(g_blocks, "g_blocks", valid_g)

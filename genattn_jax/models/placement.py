@@ -8,7 +8,7 @@ generator and discriminator each take a sequence of them (`g_blocks`,
 
   * LAP (all generator stages above 4x4):
     `{'block': 'lap', 'resolutions': [8, 16, 32]}`
-  * SPAP (SNDCGAN-128 generator, after the 64x64 map, Sec. 4.2 of the SPAP
+  * SPAP (SNDCGAN-128 generator, after the 64x64 map, Sec. 4.3 of the SPAP
     paper): `{'block': 'spap', 'resolutions': [64], 'rates': [3, 5, 7]}`
   * SAGAN-style self-attention: `{'block': 'self_attention', 'resolutions': [32]}`
   * AN: `{'block': 'an', 'resolutions': [32]}`
@@ -270,6 +270,35 @@ def apply_placed_blocks(x: jax.Array, placements: Sequence[BlockPlacement],
                           name=f"{p.block}_{i}_r{resolution}")
       x = call_block(p.block, module, x, train)
   return x
+
+
+POSITIONS: Tuple[str, ...] = ("after_block", "in_block")
+
+
+def split_by_position(placements: Sequence[BlockPlacement], field: str = "blocks"
+                      ) -> Tuple[Tuple[BlockPlacement, ...], Tuple[BlockPlacement, ...]]:
+  """Splits placements by their optional `position` kwarg, which is removed.
+
+  `'after_block'` (default): after the stage (residual block) whose output has the listed
+  resolution. `'in_block'`: inside that residual block, between its first conv and the
+  activation that follows (the AN paper's "between the convolutional layer and the activation
+  layer", Sec. 3.4 / Fig. 6); only backbones with residual blocks (ResNet) support it.
+
+  Returns:
+    (after-block placements, in-block placements).
+
+  Raises:
+    ValueError: an unknown `position` (naming `field`).
+  """
+  after, inside = [], []
+  for i, p in enumerate(placements):
+    kwargs = dict(p.kwargs)
+    pos = kwargs.pop("position", "after_block")
+    if pos not in POSITIONS:
+      raise ValueError(f"`{field}[{i}]['position']` must be one of {POSITIONS}, got {pos!r}.")
+    q = p._replace(kwargs=tuple(sorted(kwargs.items())))
+    (inside if pos == "in_block" else after).append(q)
+  return tuple(after), tuple(inside)
 
 
 def placed_resolutions(placements: Sequence[BlockPlacement]) -> List[int]:

@@ -81,6 +81,10 @@ class ResNetGBlock(nn.Module):
     conv: conv constructor (nn.Conv or SpectralConv); must accept `use_bias`.
     use_bias: biases on conv1, conv2 and the shortcut conv (see the module
       docstring: False by default, True = the official code's layout).
+    inner: placements applied between conv1 and the following BN -> ReLU
+      (`position='in_block'`, the AN paper's place), keyed by `inner_resolution`.
+    inner_resolution: the resolution key of `inner` (the block's output size).
+    spectral_inner: spectrally normalise the convs of `inner` blocks.
     dtype: computation dtype.
     param_dtype: parameter dtype.
   """
@@ -89,6 +93,9 @@ class ResNetGBlock(nn.Module):
   bn_axis_name: Optional[str] = None
   conv: Callable[..., nn.Module] = nn.Conv
   use_bias: bool = False
+  inner: Sequence[Any] = ()
+  inner_resolution: int = 0
+  spectral_inner: bool = False
   dtype: Optional[jnp.dtype] = None
   param_dtype: jnp.dtype = jnp.float32
 
@@ -106,6 +113,9 @@ class ResNetGBlock(nn.Module):
     h = nearest_upsample(nn.relu(bn(x, "bn1")))
     h = self.conv(features=self.features, kernel_size=(3, 3), padding="SAME", name="conv1",
                   **kw)(h)
+    h = pl.apply_placed_blocks(h, self.inner, self.inner_resolution, train=train,
+                               spectral_conv=self.spectral_inner, dtype=self.dtype,
+                               param_dtype=self.param_dtype, axis_name=self.bn_axis_name)
     h = nn.relu(bn(h, "bn2"))
     h = self.conv(features=self.features, kernel_size=(3, 3), padding="SAME", name="conv2",
                   **kw)(h)
@@ -123,6 +133,11 @@ class ResNetDBlock(nn.Module):
     optimized: the first block's form (no leading ReLU, shortcut pools before
       its 1x1 conv, hidden width = `features`); implies downsampling.
     conv: conv constructor (SpectralConv in the papers).
+    inner: placements applied between conv1 and the following ReLU
+      (`position='in_block'`, the AN paper's place), keyed by `inner_resolution`.
+    inner_resolution: the resolution key of `inner` (the block's output size).
+    spectral_inner: spectrally normalise the convs of `inner` blocks.
+    axis_name: pmap axis for `inner` blocks that draw per-example numbers (AN).
     dtype: computation dtype.
     param_dtype: parameter dtype.
   """
@@ -130,17 +145,26 @@ class ResNetDBlock(nn.Module):
   downsample: bool = True
   optimized: bool = False
   conv: Callable[..., nn.Module] = nn.Conv
+  inner: Sequence[Any] = ()
+  inner_resolution: int = 0
+  spectral_inner: bool = False
+  axis_name: Optional[str] = None
   dtype: Optional[jnp.dtype] = None
   param_dtype: jnp.dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    """[B, H, W, C] -> [B, H', W', features], H' = H/2 when downsampling."""
+  def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
+    """[B, H, W, C] -> [B, H', W', features], H' = H/2 when downsampling.
+
+    `train` is forwarded to `inner` blocks (AN's sampling branch).
+    """
     _, _, _, c = _checks.check_nhwc(x, "x")
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     hidden = self.features if self.optimized else c
     h = x if self.optimized else nn.relu(x)
     h = self.conv(features=hidden, kernel_size=(3, 3), padding="SAME", name="conv1", **kw)(h)
+    h = pl.apply_placed_blocks(h, self.inner, self.inner_resolution, train=train,
+                               spectral_conv=self.spectral_inner, axis_name=self.axis_name, **kw)
     h = self.conv(features=self.features, kernel_size=(3, 3), padding="SAME", name="conv2",
                   **kw)(nn.relu(h))
     down = self.downsample or self.optimized
@@ -225,7 +249,13 @@ class ResNetGenerator(nn.Module):
       raise ValueError(f"`z` must have shape [B, z_dim={self.z_dim}], got {tuple(z.shape)}.")
     pl.check_labels(y, self.num_classes, z.shape[0])
     stages = self.stage_resolutions()
-    placements = pl.normalize_placements(self.blocks, "blocks", stages)
+    placements, inner = pl.split_by_position(
+        pl.normalize_placements(self.blocks, "blocks", stages), "blocks")
+    for p in inner:
+      if stages[0] in p.resolutions:
+        raise ValueError(f"`blocks`: an 'in_block' {p.block!r} cannot sit at {stages[0]}x"
+                         f"{stages[0]} (the dense layer's output, no residual block); use one "
+                         f"of {stages[1:]}.")
     sn = self.spectral_norm
     conv = pl.resolve_layer(self.conv, sn, nn.Conv, "SpectralConv")
     dense = pl.resolve_layer(self.dense, sn, nn.Dense, "SpectralDense")
@@ -242,6 +272,7 @@ class ResNetGenerator(nn.Module):
     for i, (c, res) in enumerate(zip(widths[1:], stages[1:]), start=1):
       h = ResNetGBlock(features=c, num_classes=self.num_classes,
                        bn_axis_name=self.bn_axis_name, conv=conv, use_bias=self.block_bias,
+                       inner=inner, inner_resolution=res, spectral_inner=sn,
                        name=f"block{i}", **kw)(h, y, train)
       h = blocks(h, res)
     h = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
@@ -278,16 +309,26 @@ class ResNetDiscriminator(nn.Module):
   blocks: Sequence[Any] = ()
   spectral_norm: bool = True
   axis_name: Optional[str] = None
+  num_blocks: int = 0
   conv: Optional[Callable[..., nn.Module]] = None
   dense: Optional[Callable[..., nn.Module]] = None
   dtype: Optional[jnp.dtype] = None
   param_dtype: jnp.dtype = jnp.float32
   remat_blocks: bool = False
 
+  def _arch(self):
+    """(base, multipliers, downsample flags), the first `num_blocks` blocks when set."""
+    _, _, base, mults, downs = ARCHS[self.resolution]
+    n = self.num_blocks or len(mults)
+    if not 1 <= n <= len(mults):
+      raise ValueError(f"`num_blocks` must be in 1..{len(mults)} at resolution "
+                       f"{self.resolution} (0 = all), got {self.num_blocks}.")
+    return base, mults[:n], downs[:n]
+
   def block_resolutions(self) -> Tuple[int, ...]:
     """Output resolution of each residual block, in order."""
     res, out = self.resolution, []
-    for down in ARCHS[self.resolution][4]:
+    for down in self._arch()[2]:
       res = res // 2 if down else res
       out.append(res)
     return tuple(out)
@@ -317,17 +358,21 @@ class ResNetDiscriminator(nn.Module):
                        f"got {tuple(x.shape)}.")
     pl.check_labels(y, self.num_classes, b)
     block_res = self.block_resolutions()
-    placements = pl.normalize_placements(self.blocks, "blocks", block_res)
+    placements, inner = pl.split_by_position(
+        pl.normalize_placements(self.blocks, "blocks", block_res), "blocks")
     sn = self.spectral_norm
     conv = pl.resolve_layer(self.conv, sn, nn.Conv, "SpectralConv")
     dense = pl.resolve_layer(self.dense, sn, nn.Dense, "SpectralDense")
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
-    _, _, base, mults, downs = ARCHS[self.resolution]
+    base, mults, downs = self._arch()
     h = x
     for i, (m, down, res) in enumerate(zip(mults, downs, block_res)):
+      first = res not in block_res[:i]  # first block with this output resolution
       h = ResNetDBlock(features=scale_width(base * m, self.width), downsample=down,
-                       optimized=(i == 0), conv=conv, name=f"block{i + 1}", **kw)(h)
-      if res not in block_res[:i]:  # first block with this output resolution
+                       optimized=(i == 0), conv=conv, inner=inner if first else (),
+                       inner_resolution=res, spectral_inner=sn, axis_name=self.axis_name,
+                       name=f"block{i + 1}", **kw)(h, train)
+      if first:
         h = pl.apply_placed_blocks(h, placements, res, train=train, spectral_conv=sn,
                                    axis_name=self.axis_name, remat=self.remat_blocks, **kw)
     h = jnp.sum(nn.relu(h), axis=(1, 2))

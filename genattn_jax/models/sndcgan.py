@@ -2,7 +2,7 @@
 
 Source: Miyato et al., "Spectral Normalization for GANs" (ICLR 2018), Table 3
 (the "standard CNN" models), in the layout of Kurach et al.'s compare_gan
-(`sndcgan` architecture), which the SPAP paper (Sec. 4.2, "we follow the
+(`sndcgan` architecture), which the SPAP paper (Sec. 4.3, "we follow the
 SNDCGAN setting of [20]") builds on; the SPAP paper also applies spectral norm
 to the generator (`spectral_norm=True` on `SNDCGANGenerator`).
 
@@ -17,6 +17,18 @@ Discriminator:
   spectrally normalised -> flatten -> dense -> logit (+ projection term when
   class-conditional). These are Table 3's widths; compare_gan instead uses
   64, 128, 128, 256, 256, 512, 512 (the strided conv already widening).
+
+Parameter count against the SPAP paper's Table 1 (vanilla G: 20.065M). At
+R = 128, z_dim = 128, width 1 this generator has 19,533,379 parameters:
+dense 128 x (16 * 16 * 512) = 16,777,216, transposed convs 2,097,152 +
+524,288 + 131,072, output conv 1,731, BN scale/offset 1,920. compare_gan's
+sndcgan generator has the same layer list and widths (512 -> 256 -> 128 -> 64
+-> 3) but gives the dense layer and the transposed convs biases; those are
+exactly cancelled by the following batch norm, so they are left out here
+(131,072 + 448 parameters; with them: 19.665M). The remaining ~0.40M gap to
+the paper's 20.065M is not explained by the layer list the paper cites; the
+library keeps compare_gan's widths rather than guess. The discriminator
+widths differ from compare_gan as stated below.
 
 `w` is the `width` multiplier (1.0 = the paper). Blocks from `placement.py`
 go after the stage whose output has the listed resolution: generator stages
@@ -68,7 +80,7 @@ class SNDCGANGenerator(nn.Module):
     blocks: placements (`placement.normalize_placements` input) at resolutions
       in {R/8, R/4, R/2, R}.
     spectral_norm: spectrally normalise the dense and conv layers (the SPAP
-      paper does, Sec. 4.2).
+      paper does, Sec. 4.3).
     bn_axis_name: pmap axis name over which BN averages batch statistics (and
       placed AN blocks draw their samples for the global batch).
     conv, dense, conv_transpose: layer constructors; None picks nn.Conv /
@@ -170,7 +182,7 @@ class SNDCGANDiscriminator(nn.Module):
   With `atrous=True`, the stride-2 convs of the stages in `atrous_stages`
   become `layers.spap.AtrousConvBlock` (the original 4x4 conv averaged with
   the mean of parallel 3x3 stride-2 atrous convs, SPAP paper Sec. 3.2 /
-  Fig. 3). The SPAP paper puts it "in second downsample layer" (Sec. 4.2),
+  Fig. 3). The SPAP paper puts it "in second downsample layer" (Sec. 4.3),
   hence the default `atrous_stages=(2,)`, rates (3, 5, 7) (Sec. 4.3).
 
   Attributes:

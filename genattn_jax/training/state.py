@@ -38,17 +38,74 @@ def make_optimizers(config) -> Tuple[optax.GradientTransformation, optax.Gradien
   """Adam for G and D with the config's TTUR learning rates and betas.
 
   Fields: `optimizer.g_lr`, `optimizer.d_lr`, `optimizer.b1`, `optimizer.b2`,
-  optional `optimizer.grad_clip` (global norm, 0 = off).
+  optional `optimizer.grad_clip` (global norm, 0 = off), optional
+  `optimizer.lr_decay` (see `lr_schedule`) and optional `optimizer.delayed_update`
+  (see `delayed_update`).
   """
   opt = config.optimizer
+  n_critic = int(config.training.get("n_critic", 1))
 
-  def adam(lr):
-    tx = optax.adam(lr, b1=opt.b1, b2=opt.b2)
+  def adam(lr, updates_per_step):
+    tx = optax.adam(lr_schedule(lr, opt, updates_per_step), b1=opt.b1, b2=opt.b2)
     if opt.get("grad_clip", 0.0):
       tx = optax.chain(optax.clip_by_global_norm(opt.grad_clip), tx)
     return tx
 
-  return adam(opt.g_lr), adam(opt.d_lr)
+  g_tx = delayed_update(adam(opt.g_lr, 1), opt, 1)
+  d_tx = delayed_update(adam(opt.d_lr, n_critic), opt, n_critic)
+  return g_tx, d_tx
+
+
+def lr_schedule(lr: float, opt, updates_per_step: int = 1):
+  """`lr`, or CycleGAN's constant-then-linear-decay schedule when `opt.lr_decay` is set.
+
+  `opt.lr_decay` = {'constant_steps': N, 'decay_steps': M} (in generator steps; a network
+  updated `updates_per_step` times per step, D with n_critic, counts its own updates):
+  lr for the first N steps, then linearly to 0 over the next M, then 0 (Zhu et al. 2017,
+  Sec. 7.1: 100 epochs constant, 100 epochs decay). Absent or M = 0: constant `lr`.
+  """
+  decay = opt.get("lr_decay", None)
+  if not decay or not int(decay.get("decay_steps", 0)):
+    return lr
+  n0 = int(decay["constant_steps"]) * updates_per_step
+  n1 = int(decay["decay_steps"]) * updates_per_step
+  return optax.join_schedules(
+      [optax.constant_schedule(lr), optax.linear_schedule(lr, 0.0, n1)], [n0])
+
+
+def _path_str(path) -> str:
+  return "/".join(str(getattr(k, "key", getattr(k, "name", k))) for k in path)
+
+
+def delayed_update(tx: optax.GradientTransformation, opt,
+                   updates_per_step: int = 1) -> optax.GradientTransformation:
+  """Freezes the parameters named by `opt.delayed_update` until a step (SPAP paper Sec. 4.3).
+
+  `opt.delayed_update` = {'steps': S, 'patterns': ['spap', 'atrous', ...]}: every parameter
+  whose path (module names joined by '/') contains one of the patterns gets a zero update for
+  the network's first S · `updates_per_step` optimiser updates, then `tx`'s updates
+  (`optax.multi_transform` over the two groups; the frozen group's Adam moments are those of
+  its own gradients, accumulated during the freeze). The SPAP paper starts updating SPAP and
+  the atrous convs after 40k steps (GAN) / 100 epochs (CycleGAN). Absent or S = 0: `tx`.
+
+  Raises:
+    ValueError: `patterns` is empty while `steps` > 0.
+  """
+  spec = opt.get("delayed_update", None)
+  if not spec or not int(spec.get("steps", 0)):
+    return tx
+  start = int(spec["steps"]) * updates_per_step
+  patterns = tuple(str(p) for p in spec.get("patterns", ()))
+  if not patterns:
+    raise ValueError("`optimizer.delayed_update.patterns` must name at least one parameter "
+                     "group (substrings of parameter paths) when `steps` > 0.")
+
+  def labels(params):
+    return jax.tree_util.tree_map_with_path(
+        lambda p, _: "delayed" if any(s in _path_str(p) for s in patterns) else "free", params)
+
+  gate = optax.scale_by_schedule(lambda count: jnp.where(count < start, 0.0, 1.0))
+  return optax.multi_transform({"free": tx, "delayed": optax.chain(tx, gate)}, labels)
 
 
 def _split_variables(variables) -> Tuple[PyTree, PyTree]:

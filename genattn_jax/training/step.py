@@ -72,6 +72,7 @@ def make_train_step(config, generator: nn.Module, discriminator: nn.Module,
 
     def loss_fn(d_params):
       loss, aux, d_state = task.d_loss(d_params, st, chunk, rng, d_index)
+      loss = task.regularize_d_params(loss, aux, d_params)  # AN's Eq. 1 on D's ANs
       return loss, (aux, d_state)
 
     grads, (aux, d_state) = jax.grad(loss_fn, has_aux=True)(st.d_params)

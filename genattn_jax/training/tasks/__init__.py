@@ -9,9 +9,11 @@ from typing import Dict, Optional, Type
 
 from genattn_jax.training.tasks.base import Task
 from genattn_jax.training.tasks.noise import NoiseTask
+from genattn_jax.training.tasks.cyclegan import CycleGANTask
 from genattn_jax.training.tasks.multiscale import MultiScaleTask
 
-_TASKS: Dict[str, Type[Task]] = {"noise": NoiseTask, "multiscale": MultiScaleTask}
+_TASKS: Dict[str, Type[Task]] = {"noise": NoiseTask, "multiscale": MultiScaleTask,
+                                 "cyclegan": CycleGANTask}
 
 __all__ = ["NoiseTask", "Task", "get_task", "register_task", "task_name", "TASK_NAMES"]
 

@@ -20,7 +20,10 @@ batch and cut to this device's rows with `own_rows`, so jit, pmap and one device
 
 Shared regularisers live here so every task gets them from the same config fields: R1
 (`training.r1_gamma`, lazily every `r1_interval` D updates, Karras et al. 2020), WGAN-GP
-(`training.gp_weight`) and AN's orthogonal regulariser (`training.ortho_weight`, an paper Eq. 1).
+(`training.gp_weight`) and AN's orthogonal regulariser (an paper Eq. 1) on every AN of the
+network being updated, with one weight per network: `training.ortho_weight` for G's ANs (added
+by the task's `g_loss` through `regularize_g`) and `training.d_ortho_weight` for D's (added by
+the train step through `regularize_d_params`).
 """
 
 from typing import Any, Dict, Optional, Tuple
@@ -64,6 +67,7 @@ class Task:
     self.r1_interval = max(int(tcfg.get("r1_interval", 1)), 1)
     self.gp_weight = float(tcfg.get("gp_weight", 0.0))
     self.ortho_weight = float(tcfg.get("ortho_weight", 0.0))
+    self.d_ortho_weight = float(tcfg.get("d_ortho_weight", 0.0))
 
   # ---------------------------------------------------------------- hooks (override) ----
 
@@ -132,6 +136,19 @@ class Task:
       gp = losses.gradient_penalty(d_fn, real, fake, rng)
       loss = loss + self.gp_weight * gp
       aux["gp"] = gp
+    return loss
+
+  def regularize_d_params(self, loss: jnp.ndarray, aux: Aux, d_params: PyTree) -> jnp.ndarray:
+    """Adds AN's orthogonal regulariser (Eq. 1) on every AN of D, weight `d_ortho_weight`.
+
+    Called by the train step after `d_loss` for every task, so the AN instances of the network
+    being updated are regularised whichever task is trained (G's side: `regularize_g`).
+    """
+    if self.d_ortho_weight > 0:
+      from genattn_jax.layers import attentive_norm  # pylint: disable=g-import-not-at-top
+      ortho = attentive_norm.orthogonal_penalty(d_params)
+      loss = loss + self.d_ortho_weight * ortho
+      aux["d_ortho"] = ortho
     return loss
 
   def regularize_g(self, loss: jnp.ndarray, aux: Aux, g_params: PyTree) -> jnp.ndarray:

@@ -4,7 +4,8 @@ G's inputs are drawn: z ~ N(0, I) of size `model.z_dim` and, with `model.num_cla
 fake labels uniform over the classes, both for the global batch from the step's key (so every
 backend and one device see the same numbers). D sees (image, label) for real and fake. Losses:
 `training.loss` (hinge, non-saturating, WGAN, relativistic, ...), plus the shared regularisers.
-Evaluated by FID of the EMA generator (`training/evaluation.py`).
+Evaluated by FID of the EMA or raw generator (`eval.fid_params`, both with `eval.fid_both`;
+`training/evaluation.py`).
 """
 
 from typing import Dict
@@ -90,13 +91,34 @@ class NoiseTask(Task):
     return self._sample_fn
 
   def evaluate(self, state, workdir: str) -> Dict[str, float]:
-    """{'fid': FID of `eval.num_fake` EMA-generator samples vs the real statistics}."""
+    """{'fid': FID of `eval.num_fake` generator samples vs the real statistics, ...}.
+
+    `eval.fid_params`: 'ema' (default; the EMA generator) or 'raw' (the trained G, what the
+    an paper reports); with `eval.fid_both` both are computed and reported as 'fid_ema' and
+    'fid_raw' ('fid' is the one `fid_params` names). Class-conditional generators with
+    `eval.intra_fid_classes` > 0 also report 'intra_fid' (`metrics/intra_fid.py`).
+
+    Raises:
+      ValueError: `eval.fid_params` is neither 'ema' nor 'raw'.
+    """
     if self._real_stats is None:
       self._real_stats = evaluation.real_statistics(workdir, self.config,
                                                     progress=self.show_progress)
-    fid = evaluation.generator_fid(self.sample_fn, state.ema_params, state.g_state,
-                                   self.config, self._real_stats, progress=self.show_progress)
-    return {"fid": fid}
+    which = self.config.eval.get("fid_params", "ema")
+    if which not in ("ema", "raw"):
+      raise ValueError(f"`config.eval.fid_params` must be 'ema' or 'raw', got {which!r}.")
+    params = {"ema": state.ema_params, "raw": state.g_params}
+    names = ("ema", "raw") if self.config.eval.get("fid_both", False) else (which,)
+    out = {f"fid_{n}": evaluation.generator_fid(self.sample_fn, params[n], state.g_state,
+                                                self.config, self._real_stats) for n in names}
+    out["fid"] = out[f"fid_{which}"]
+    if len(names) == 1:
+      del out[f"fid_{which}"]
+    if self.num_classes and self.config.eval.get("intra_fid_classes", 0):
+      from genattn_jax.metrics import intra_fid  # pylint: disable=g-import-not-at-top
+      out.update(intra_fid.evaluate_intra_fid(self.sample_fn, params[which], state.g_state,
+                                              self.config, workdir))
+    return out
 
   def sample_grid(self, state, rows: int) -> np.ndarray:
     return evaluation.fixed_noise_grid(self.sample_fn, state, self.config, rows=rows)

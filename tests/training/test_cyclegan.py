@@ -1,0 +1,190 @@
+"""CycleGAN task: losses against hand computations, history pool, 8 devices = 1 (tiny nets)."""
+
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import cityscapes_cyclegan_demo, cityscapes_cyclegan_demo_spap
+from genattn_jax.models import cyclegan
+from genattn_jax.training import parallel, state as state_lib, trainer
+from genattn_jax.training.tasks.cyclegan import CycleGANTask
+
+
+class _Scale(nn.Module):
+  """x -> s * x with one learned scalar (a generator whose output is easy to hand-compute)."""
+  init_value: float
+
+  @nn.compact
+  def __call__(self, x):
+    return self.param("s", lambda *_: jnp.asarray(self.init_value, jnp.float32)) * x
+
+
+class _MeanLogit(nn.Module):
+  """x -> w * mean over channels, a [B, H, W, 1] 'patch' map."""
+  init_value: float
+
+  @nn.compact
+  def __call__(self, x):
+    w = self.param("w", lambda *_: jnp.asarray(self.init_value, jnp.float32))
+    return w * jnp.mean(x, axis=-1, keepdims=True)
+
+
+def _toy_task(lambda_identity=0.5):
+  config = cityscapes_cyclegan_demo_spap.get_test_config()
+  config.task.lambda_identity = lambda_identity
+  g = cyclegan.GeneratorPair(ab=_Scale(0.7), ba=_Scale(-1.3))
+  d = cyclegan.DiscriminatorPair(d_a=_MeanLogit(0.4), d_b=_MeanLogit(-0.9),
+                                 image_shape=(4, 4, 3), pool_size=0)
+  task = CycleGANTask(config, g, d)
+  x = jnp.zeros((1, 4, 4, 3))
+  g_vars = g.init(jax.random.PRNGKey(0), x, x)
+  d_vars = d.init(jax.random.PRNGKey(1), x, x)
+  st = state_lib.GANState(step=0, g_params=g_vars["params"], d_params=d_vars["params"],
+                          g_state={}, d_state={"history": d_vars["history"]}, g_opt_state=None,
+                          d_opt_state=None, ema_params=g_vars["params"])
+  return task, st
+
+
+@pytest.mark.parametrize("lambda_identity", [0.5, 0.0])
+def test_generator_loss_matches_hand_computation(lambda_identity):
+  task, st = _toy_task(lambda_identity)
+  rng = np.random.default_rng(0)
+  a = rng.uniform(-1, 1, (2, 4, 4, 3)).astype(np.float32)
+  b = rng.uniform(-1, 1, (2, 4, 4, 3)).astype(np.float32)
+  loss, aux, _ = task.g_loss(st.g_params, st, {"image_a": a, "image_b": b}, jax.random.PRNGKey(0))
+  s_ab, s_ba, w_a, w_b = 0.7, -1.3, 0.4, -0.9
+  fake_b, fake_a = s_ab * a, s_ba * b
+  adv = np.mean((w_b * fake_b.mean(-1) - 1) ** 2) + np.mean((w_a * fake_a.mean(-1) - 1) ** 2)
+  cycle = np.mean(np.abs(s_ba * fake_b - a)) + np.mean(np.abs(s_ab * fake_a - b))
+  identity = np.mean(np.abs(s_ab * b - b)) + np.mean(np.abs(s_ba * a - a))
+  want = adv + 10.0 * cycle + 10.0 * lambda_identity * identity
+  np.testing.assert_allclose(float(aux["cycle_loss"]), cycle, rtol=1e-5)
+  if lambda_identity:
+    np.testing.assert_allclose(float(aux["identity_loss"]), identity, rtol=1e-5)
+  np.testing.assert_allclose(float(loss), want, rtol=1e-5)
+
+
+def test_discriminator_loss_matches_hand_computation():
+  task, st = _toy_task()
+  rng = np.random.default_rng(1)
+  a = rng.uniform(-1, 1, (2, 4, 4, 3)).astype(np.float32)
+  b = rng.uniform(-1, 1, (2, 4, 4, 3)).astype(np.float32)
+  loss, _, _ = task.d_loss(st.d_params, st, {"image_a": a, "image_b": b},
+                           jax.random.PRNGKey(0), jnp.zeros((), jnp.int32))
+  w_a, w_b = 0.4, -0.9
+  la = 0.5 * (np.mean((w_a * a.mean(-1) - 1) ** 2) + np.mean((w_a * (-1.3 * b).mean(-1)) ** 2))
+  lb = 0.5 * (np.mean((w_b * b.mean(-1) - 1) ** 2) + np.mean((w_b * (0.7 * a).mean(-1)) ** 2))
+  np.testing.assert_allclose(float(loss), la + lb, rtol=1e-5)
+
+
+def test_history_pool_fills_then_swaps():
+  size = 3
+  pool = jnp.zeros((size, 2, 2, 1))
+  count = jnp.zeros((), jnp.int32)
+  imgs = jnp.arange(1, 4, dtype=jnp.float32)[:, None, None, None] * jnp.ones((3, 2, 2, 1))
+  out, pool, count = cyclegan.pool_query(pool, count, imgs, jax.random.PRNGKey(0))
+  np.testing.assert_array_equal(out, imgs)       # not full: returned as given, and stored
+  np.testing.assert_array_equal(pool, imgs)
+  assert int(count) == size
+  query = jax.jit(cyclegan.pool_query)
+  returned_old = kept_new = 0
+  for t in range(40):                            # full: each image swaps in with prob. 1/2
+    new = jnp.full((1, 2, 2, 1), 10.0 + t)
+    before = np.asarray(pool)
+    out, pool, count = query(pool, count, new, jax.random.PRNGKey(t + 1))
+    after = np.asarray(pool)
+    assert int(count) == size
+    v = float(out[0, 0, 0, 0])
+    if v == 10.0 + t:                            # new image returned, pool unchanged
+      np.testing.assert_array_equal(after, before)
+      kept_new += 1
+    else:                                        # a stored image returned, its slot refilled
+      slot = [i for i in range(size) if before[i, 0, 0, 0] == v]
+      assert len(slot) == 1
+      expect = before.copy()
+      expect[slot[0]] = 10.0 + t
+      np.testing.assert_array_equal(after, expect)
+      returned_old += 1
+  assert returned_old > 5 and kept_new > 5
+  same, _, _ = cyclegan.pool_query(jnp.zeros((0, 2, 2, 1)), count, imgs, jax.random.PRNGKey(0))
+  np.testing.assert_array_equal(same, imgs)
+
+
+def test_transposed_upsampling_doubles_like_pytorch():
+  g = cyclegan.ResnetGenerator(ngf=2, n_blocks=1, upsample="transposed")
+  x = jnp.zeros((1, 16, 16, 3))
+  out = jax.eval_shape(g.init_with_output, jax.random.PRNGKey(0), x)[0]
+  assert out.shape == (1, 16, 16, 3)
+  d = cyclegan.PatchDiscriminator(ndf=2, atrous=True)
+  assert jax.eval_shape(d.init_with_output, jax.random.PRNGKey(0),
+                        jnp.zeros((1, 256, 256, 3)))[0].shape == (1, 30, 30, 1)
+
+
+def _run(backend_name, devices):
+  config = cityscapes_cyclegan_demo.get_test_config()  # no SPAP: keeps the 3 compiles small
+  config.model.resolution = config.data.image_size = 16
+  config.model.pool_size = 4
+  config.training.batch_size = 8
+  config.parallel.backend = backend_name
+  generator, discriminator, train_step = trainer.build(config)
+  task = trainer.tasks_lib.get_task(config, generator, discriminator)
+  state = state_lib.create_gan_state(config, generator, discriminator, jax.random.PRNGKey(0),
+                                     task=task)
+  backend = parallel.make_backend(backend_name, train_step, devices)
+  dev_state = backend.put_state(state)
+  rng = np.random.default_rng(0)
+  for _ in range(2):
+    batch = {k: rng.uniform(-1, 1, (8, 16, 16, 3)).astype(np.float32)
+             for k in ("image_a", "image_b")}
+    dev_state, metrics = backend.step(dev_state, backend.put_batch(batch), jax.random.PRNGKey(1))
+  return jax.device_get(backend.get_state(dev_state)), backend.get_metrics(metrics)
+
+
+def test_eight_devices_equal_one():
+  assert jax.device_count() == 8
+  ref_state, ref_metrics = _run("jit", jax.devices()[:1])
+  for backend in ("jit", "pmap"):
+    state, metrics = _run(backend, jax.devices())
+    chex.assert_trees_all_close(state.g_params, ref_state.g_params, atol=1e-5, rtol=1e-5)
+    chex.assert_trees_all_close(state.d_params, ref_state.d_params, atol=1e-5, rtol=1e-5)
+    chex.assert_trees_all_close(state.d_state, ref_state.d_state, atol=1e-6, rtol=1e-6)
+    for k in ("d_loss", "g_loss", "cycle_loss"):
+      np.testing.assert_allclose(metrics[k], ref_metrics[k], rtol=1e-4, atol=1e-5)
+  assert int(ref_state.d_state["history"]["count_a"]) == 4   # 2 steps x 8 images, pool of 4
+
+
+CYCLEGAN_CONFIGS = ["cityscapes_cyclegan", "cityscapes_cyclegan_spap", "cityscapes_cyclegan_aspp",
+                    "maps_cyclegan_spap", "facades_cyclegan_spap", "cityscapes_cyclegan_demo",
+                    "cityscapes_cyclegan_demo_spap"]
+
+
+@pytest.mark.parametrize("name", CYCLEGAN_CONFIGS)
+def test_cyclegan_configs_build_and_trace_a_step(name):
+  import importlib  # pylint: disable=g-import-not-at-top
+  module = importlib.import_module(f"configs.{name}")
+  assert "Command" in module.__doc__ and f"configs/{name}.py" in module.__doc__
+  full = module.get_config()
+  assert full.task.name == "cyclegan" and full.model.name == "cyclegan"
+  g, d = trainer.models.build_gan(full.model)
+  task = CycleGANTask(full, g, d)
+  state = jax.eval_shape(lambda: state_lib.create_gan_state(full, g, d, jax.random.PRNGKey(0),
+                                                            task=task))
+  r = full.model.resolution
+  pools = state.d_state["history"]
+  assert pools["pool_a"].shape == (full.model.pool_size, r, r, 3)
+  if full.model.pyramid != "none":
+    assert full.model.pyramid in state.g_params["ab"] and full.model.pyramid in state.g_params["ba"]
+  c = module.get_test_config()
+  _, _, train_step = trainer.build(c)
+  small = jax.eval_shape(lambda: state_lib.create_gan_state(
+      c, *trainer.models.build_gan(c.model), jax.random.PRNGKey(0)))
+  rr = c.model.resolution
+  batch = {k: jax.ShapeDtypeStruct((c.training.batch_size, rr, rr, 3), jnp.float32)
+           for k in ("image_a", "image_b")}
+  new_state, metrics = jax.eval_shape(train_step, small, batch, jax.random.PRNGKey(1))
+  assert jax.tree_util.tree_structure(new_state) == jax.tree_util.tree_structure(small)
+  for key in ("d_loss", "g_loss", "cycle_loss", "identity_loss"):
+    assert metrics[key].shape == ()
