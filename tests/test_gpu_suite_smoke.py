@@ -60,7 +60,7 @@ class GpuSuiteSmokeTest(absltest.TestCase):
     cls._tmp = tempfile.TemporaryDirectory()
     cls.out = os.path.join(cls._tmp.name, "suite")
     cls.proc = subprocess.run(["bash", str(SCRIPT), cls.out, "--tiny"], cwd=cls._tmp.name,
-                              env=_env(), capture_output=True, text=True, timeout=2700,
+                              env=_env(), capture_output=True, text=True, timeout=7500,
                               check=False)
     cls.torch = _has_torch()
 
