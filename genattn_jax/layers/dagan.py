@@ -26,7 +26,7 @@ INITS = ("spade", "default")
 RESIZE_METHODS = ("nearest", "linear", "bilinear", "cubic", "bicubic", "lanczos3", "lanczos5")
 
 
-def init_kwargs(init: str, gain: float = 0.02, stacked: bool = False) -> dict:
+def init_kwargs(scheme: str, gain: float = 0.02, stacked: bool = False) -> dict:
   """Initialiser keyword arguments for a conv/dense constructor.
 
   Both official codes (DAGAN, LGGAN) are built on the SPADE code base, whose
@@ -40,7 +40,7 @@ def init_kwargs(init: str, gain: float = 0.02, stacked: bool = False) -> dict:
   or whatever an injected `functools.partial` sets).
 
   Args:
-    init_scheme: 'spade' or 'default'.
+    scheme: 'spade' or 'default' (a module's `init_scheme` field).
     gain: xavier gain for 'spade' (> 0).
     stacked: the kernel has a leading per-class axis (excluded from the fans).
 
@@ -48,10 +48,11 @@ def init_kwargs(init: str, gain: float = 0.02, stacked: bool = False) -> dict:
     `{'kernel_init': ..., 'bias_init': ...}` or `{}`.
 
   Raises:
-    ValueError: if `init` (a module's `init_scheme`) is not one of `INITS` or `gain` <= 0.
+    ValueError: if `scheme` is not one of `INITS` or `gain` <= 0 (named as the
+      modules' `init_scheme` / `init_gain` fields).
   """
-  _checks.check_in(init, INITS, "init_scheme")
-  if init == "default":
+  _checks.check_in(scheme, INITS, "init_scheme")
+  if scheme == "default":
     return {}
   _checks.check_positive(gain, "init_gain")
   kernel_init = nn.initializers.variance_scaling(
