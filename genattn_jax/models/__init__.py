@@ -4,6 +4,8 @@
     optionally with the SPAP paper's atrous discriminator.
   * `resnet`: SNGAN / SAGAN ResNets with conditional BN and a projection
     discriminator (AN paper's backbone).
+  * `spade`: SPADE / GauGAN label map → image (Park et al. 2019; the host of DAGAN and
+    LGGAN), with its own call contract (see `models/spade.py`).
   * `placement`: inserting LAP / SPAP / ASPP / AN / self-attention / CBAM
     blocks after chosen stages, from config lists.
 
@@ -32,13 +34,15 @@ from genattn_jax.models.resnet import ARCHS as RESNET_ARCHS
 from genattn_jax.models.resnet import (ResNetDBlock, ResNetDiscriminator, ResNetGBlock,
                                        ResNetGenerator)
 from genattn_jax.models.sndcgan import SNDCGANDiscriminator, SNDCGANGenerator
+from genattn_jax.models.spade import (MultiscaleDiscriminator, SPADEGenerator, build_spade,
+                                      spade_model_config)
 
-MODEL_NAMES: Tuple[str, ...] = ("sndcgan", "resnet")
+MODEL_NAMES: Tuple[str, ...] = ("sndcgan", "resnet", "spade")
 
 __all__ = [
     "BLOCK_NAMES", "BlockPlacement", "MODEL_NAMES", "RESNET_ARCHS", "ResNetDBlock",
     "ResNetDiscriminator", "ResNetGBlock", "ResNetGenerator", "SNDCGANDiscriminator",
-    "SNDCGANGenerator", "build_gan", "default_model_config", "normalize_placements",
+    "SNDCGANGenerator", "SPADEGenerator", "MultiscaleDiscriminator", "build_gan", "default_model_config", "normalize_placements",
 ]
 
 
@@ -79,6 +83,8 @@ def default_model_config(name: str = "sndcgan", resolution: int = 32) -> ml_coll
     ValueError: for an unknown `name` or unsupported `resolution`.
   """
   _checks.check_in(name, MODEL_NAMES, "name")
+  if name == "spade":
+    return spade_model_config(resolution)
   if name == "resnet":
     _checks.check_in(resolution, tuple(RESNET_ARCHS), "resolution")
   else:
@@ -143,6 +149,8 @@ def build_gan(config: Any) -> Tuple[nn.Module, nn.Module]:
   full.update(cfg)
   common = dict(dtype=_dtype(full["dtype"], "dtype"),
                 param_dtype=_dtype(full["param_dtype"], "param_dtype") or jnp.float32)
+  if full["name"] == "spade":
+    return build_spade(full, common, full["bn_axis_name"] or None)
   g_blocks = normalize_placements(full["g_blocks"], "g_blocks")
   d_blocks = normalize_placements(full["d_blocks"], "d_blocks")
   axis = full["bn_axis_name"] or None

@@ -38,17 +38,33 @@ def make_optimizers(config) -> Tuple[optax.GradientTransformation, optax.Gradien
   """Adam for G and D with the config's TTUR learning rates and betas.
 
   Fields: `optimizer.g_lr`, `optimizer.d_lr`, `optimizer.b1`, `optimizer.b2`,
-  optional `optimizer.grad_clip` (global norm, 0 = off).
+  optional `optimizer.grad_clip` (global norm, 0 = off) and `optimizer.decay_start` (a G
+  step, 0 = constant rates): from that G update on, both rates fall linearly to 0 at
+  `training.num_steps` (pix2pixHD / SPADE: constant for `niter` epochs, then linear decay over
+  `niter_decay`). D's schedule counts its own updates (n_critic per G update).
   """
   opt = config.optimizer
+  start = int(opt.get("decay_start", 0))
+  total = int(config.training.num_steps)
+  n_critic = int(config.training.get("n_critic", 1))
 
-  def adam(lr):
-    tx = optax.adam(lr, b1=opt.b1, b2=opt.b2)
+  def schedule(lr, per_g):
+    if not start:
+      return lr
+    if not 0 < start < total:
+      raise ValueError(f"`optimizer.decay_start` ({start}) must lie in (0, training.num_steps="
+                       f"{total}).")
+    return optax.join_schedules(
+        [optax.constant_schedule(lr),
+         optax.linear_schedule(lr, 0.0, (total - start) * per_g)], [start * per_g])
+
+  def adam(lr, per_g=1):
+    tx = optax.adam(schedule(lr, per_g), b1=opt.b1, b2=opt.b2)
     if opt.get("grad_clip", 0.0):
       tx = optax.chain(optax.clip_by_global_norm(opt.grad_clip), tx)
     return tx
 
-  return adam(opt.g_lr), adam(opt.d_lr)
+  return adam(opt.g_lr), adam(opt.d_lr, n_critic)
 
 
 def _split_variables(variables) -> Tuple[PyTree, PyTree]:

@@ -9,8 +9,9 @@ from typing import Dict, Optional, Type
 
 from genattn_jax.training.tasks.base import Task
 from genattn_jax.training.tasks.noise import NoiseTask
+from genattn_jax.training.tasks.semantic import SemanticTask
 
-_TASKS: Dict[str, Type[Task]] = {"noise": NoiseTask}
+_TASKS: Dict[str, Type[Task]] = {"noise": NoiseTask, "semantic": SemanticTask}
 
 __all__ = ["NoiseTask", "Task", "get_task", "register_task", "task_name", "TASK_NAMES"]
 
