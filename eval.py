@@ -14,6 +14,12 @@ side. `--json` prints a single JSON object instead of text. The logic lives in
   python eval.py --real=PATH --workdir=runs/x [--num_images=10000]
 
 samples the fake side from the EMA generator of a `train.py` run's newest verified checkpoint.
+
+  python eval.py --workdir=runs/pairs_demo
+
+for a semantic-synthesis run (config task 'semantic'): synthesises its evaluation split from
+the label maps and prints FID vs the real photos, PSNR, SSIM and LPIPS (and mIoU / accuracy
+with `eval.segmenter`) as JSON (`genattn_jax.training.semantic_eval.evaluate_workdir`).
 """
 
 import json
@@ -23,6 +29,7 @@ from absl import flags
 
 from genattn_jax.metrics import evaluate
 from genattn_jax.training import sampling
+from genattn_jax.training import semantic_eval
 
 _REAL = flags.DEFINE_string("real", None, "Real images: folder, .npz of images or of stats.")
 _FAKE = flags.DEFINE_string("fake", None, "Generated images: folder, .npz of images or of "
@@ -58,6 +65,9 @@ def _fake_from_workdir(workdir: str):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if _WORKDIR.value and semantic_eval.is_semantic_workdir(_WORKDIR.value):
+    print(json.dumps(semantic_eval.evaluate_workdir(_WORKDIR.value), sort_keys=True))
+    return
   if not _REAL.value:
     raise app.UsageError("--real is required (image folder, .npz of images or of stats).")
   if bool(_FAKE.value) == bool(_WORKDIR.value):

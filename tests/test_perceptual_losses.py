@@ -87,3 +87,27 @@ def test_sha256_mismatch_is_refused(tmp_path):
   p.write_bytes(b"not the weights")
   with pytest.raises(vgg_weights.VGGWeightsError, match="sha256"):
     vgg_weights.load_vgg16_lpips(str(p), cache=str(tmp_path / "cache"))
+
+
+def test_torchvision_vgg19_reader_and_features_match_torch(monkeypatch):
+  """Fixture written by scripts/make_vgg19_fixture.py with PyTorch (torchvision vgg19 keys,
+  tiny widths): the reader's kernels and VGGFeatures' ReLU outputs equal torch's."""
+  from tests.conftest import REPO_ROOT  # pylint: disable=g-import-not-at-top
+  fixtures = REPO_ROOT / "tests" / "fixtures"
+  tiny = ((3, 3), (4, 4), (5, 5, 5, 5), (6, 6, 6, 6), (6, 6, 6, 6))
+  monkeypatch.setitem(perceptual.VGG_CFG, "vgg19", tiny)
+  params = vgg_weights.read_torchvision_vgg(str(fixtures / "vgg19_tiny.pth"), "vgg19")
+  ref = np.load(fixtures / "vgg19_tiny_expected.npz")
+  np.testing.assert_array_equal(params["conv_2"]["kernel"],
+                                ref["features.5.weight"].transpose(2, 3, 1, 0))
+  np.testing.assert_array_equal(params["conv_15"]["bias"], ref["features.34.bias"])
+  taps = tuple(range(16))
+  feats = perceptual.VGGFeatures("vgg19").apply({"params": params}, jnp.asarray(ref["input"]),
+                                                taps)
+  for i, f in enumerate(feats):
+    np.testing.assert_allclose(np.asarray(f), ref[f"relu_{i}"], rtol=1e-4, atol=1e-5)
+  # SPADE's taps relu1_1 .. relu5_1 are convs 0, 2, 4, 8, 12 of VGG19.
+  assert perceptual.relu_first_of_stage("vgg19") == (0, 2, 4, 8, 12)
+  with pytest.raises(vgg_weights.VGGWeightsError, match="expected"):
+    monkeypatch.setitem(perceptual.VGG_CFG, "vgg19", ((3, 3), (5, 4)) + tiny[2:])
+    vgg_weights.read_torchvision_vgg(str(fixtures / "vgg19_tiny.pth"), "vgg19")

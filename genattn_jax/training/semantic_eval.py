@@ -141,6 +141,15 @@ def label_fake_real_grid(label, fake, real, num_labels: int) -> np.ndarray:
   return np.concatenate(rows, axis=0)
 
 
+def is_semantic_workdir(workdir: str) -> bool:
+  """Whether `workdir/config.json` names the 'semantic' task."""
+  path = os.path.join(os.path.expanduser(workdir), "config.json")
+  if not os.path.exists(path):
+    return False
+  with open(path) as f:
+    return json.load(f).get("task", {}).get("name", "noise") == "semantic"
+
+
 def evaluate_workdir(workdir: str, *, save_images: Optional[str] = None) -> Dict[str, float]:
   """Scores the newest checkpoint of a 'semantic' `train.py` run (`eval.py --workdir`).
 
@@ -167,3 +176,28 @@ def evaluate_workdir(workdir: str, *, save_images: Optional[str] = None) -> Dict
     with open(os.path.join(save_images, "metrics.json"), "w") as f:
       json.dump(out, f, indent=2, sort_keys=True)
   return out
+
+
+def synthesize_split(workdir: str, split: str, out_dir: str, seed: int = 0) -> Dict[str, str]:
+  """Synthesises a photo for every label map of `split` (photos not needed, e.g. Cityscapes
+  `test_label` / `test_inst`) with the newest checkpoint of `workdir`.
+
+  Writes `<key>.png` (the synthesised photo) per label map and `grid.png` (label colours |
+  synthesised, one row each) to `out_dir`. Returns {key: path}.
+  """
+  from genattn_jax import models  # pylint: disable=g-import-not-at-top
+  from genattn_jax.training import sampling, tasks  # pylint: disable=g-import-not-at-top
+  config, state, _ = sampling.load_run(workdir)
+  gen, disc = models.build_gan(config.model)
+  task = tasks.get_task(config, gen, disc)
+  keys, maps = paired.load_label_maps(config.data, split)
+  fake = task.evaluator.generate(task.eval_params(state), state.g_state, maps["label"],
+                                 maps["edge"], seed=seed)
+  os.makedirs(out_dir, exist_ok=True)
+  paths = {}
+  for key, img in zip(keys, fake):
+    paths[key] = evaluation.save_png(os.path.join(out_dir, f"{key}.png"), img)
+  colours = paired.colorize_labels(maps["label"], task.num_labels)
+  grid = np.concatenate([np.concatenate([c, f], axis=1) for c, f in zip(colours, fake)], axis=0)
+  evaluation.save_png(os.path.join(out_dir, "grid.png"), grid)
+  return paths
