@@ -24,6 +24,11 @@ share of every batch, and all print the same result.
 Exit status 1 with a one-line error (no traceback) when an image file cannot be decoded
 (the file is named) or the generator of `--workdir` produces NaN/inf pixels (a diverged
 checkpoint: no FID is reported for it). Third-party INFO logs are hidden unless `--verbose`.
+  python eval.py --workdir=runs/pairs_demo
+
+for a semantic-synthesis run (config task 'semantic'): synthesises its evaluation split from
+the label maps and prints FID vs the real photos, PSNR, SSIM and LPIPS (and mIoU / accuracy
+with `eval.segmenter`) as JSON (`genattn_jax.training.semantic_eval.evaluate_workdir`).
 """
 
 import json
@@ -38,6 +43,7 @@ from genattn_jax.training import parallel
 from genattn_jax.training import cli
 from genattn_jax.training import evaluation
 from genattn_jax.training import sampling
+from genattn_jax.training import semantic_eval
 
 _REAL = flags.DEFINE_string("real", None, "Real images: folder, .npz of images or of stats.")
 _FAKE = flags.DEFINE_string("fake", None, "Generated images: folder, .npz of images or of "
@@ -88,6 +94,9 @@ def _fake_from_workdir(workdir: str):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if _WORKDIR.value and semantic_eval.is_semantic_workdir(_WORKDIR.value):
+    print(json.dumps(semantic_eval.evaluate_workdir(_WORKDIR.value), sort_keys=True))
+    return
   if not _REAL.value:
     raise app.UsageError("--real is required (image folder, .npz of images or of stats).")
   if bool(_FAKE.value) == bool(_WORKDIR.value):

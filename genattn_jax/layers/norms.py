@@ -425,6 +425,29 @@ class ConditionalBatchNorm(nn.Module):
     return xn * gamma[:, None, None, :] + beta[:, None, None, :]
 
 
+def nearest_index(out_size: int, in_size: int) -> jnp.ndarray:
+  """int32 [out_size]: the source index floor(i * in_size / out_size) of each output i.
+
+  PyTorch's `F.interpolate(mode='nearest')` rule (computed exactly in integers; PyTorch uses
+  a float32 scale, which agrees except where i * in / out is within float rounding of an
+  integer).
+  """
+  return (jnp.arange(out_size, dtype=jnp.int32) * in_size) // out_size
+
+
+def nearest_resize(x: jax.Array, size: Tuple[int, int]) -> jax.Array:
+  """Nearest resize of `x` [B, H, W, C] to `size` = (h, w) with PyTorch's index rule.
+
+  Used for label maps (SPADE, Park et al. 2019, official code `F.interpolate(segmap,
+  size=x.size()[2:], mode='nearest')`); works for up- and downsampling.
+  """
+  _, hi, wi, _ = _checks.check_nhwc(x, "x")
+  h, w = size
+  if (hi, wi) == (h, w):
+    return x
+  return x[:, nearest_index(h, hi)][:, :, nearest_index(w, wi)]
+
+
 class SPADE(nn.Module):
   """Spatially-adaptive denormalization (Park et al. 2019, Sec. 3, Eq. (1)).
 
@@ -435,9 +458,10 @@ class SPADE(nn.Module):
   official code (the paper writes `gamma * norm(x) + beta`); it makes a zero-initialised
   gamma conv start as plain normalization.
 
-  Resizing uses `jax.image.resize(..., 'nearest')` (half-pixel centres); the official
-  PyTorch code uses `F.interpolate(mode='nearest')`, which picks the top-left pixel of
-  each block when downsampling, so the chosen label pixel can differ by < 1 block.
+  Resizing is `nearest_resize`, PyTorch's `F.interpolate(mode='nearest')` as the official
+  code uses it: output pixel i reads input index floor(i * in / out) (the top-left pixel of
+  each block when downsampling), so every SPADE block below full resolution sees the labels
+  the official model sees.
 
   Submodules: `shared`, `gamma`, `beta` (convs, via the injectable `conv`), `bn`
   (batch statistics, only for `norm='batch'`).
@@ -507,7 +531,7 @@ class SPADE(nn.Module):
 
     m = segmap.astype(self.dtype or jnp.promote_types(segmap.dtype, jnp.float32))
     if (hs, ws) != (h, w):
-      m = jax.image.resize(m, (b, h, w, labels), method="nearest")
+      m = nearest_resize(m, (h, w))
     k = (self.kernel_size, self.kernel_size)
     conv_kw = dict(kernel_size=k, padding="SAME", dtype=self.dtype,
                    param_dtype=self.param_dtype)

@@ -6,6 +6,8 @@
     discriminator (AN paper's backbone).
   * `stylegan`, `msg` (hosts wired up in `style_hosts`): StyleGAN, MSG-StyleGAN and
     MSG-DCGAN, the LAP paper's hosts ('stylegan', 'msg_stylegan', 'msg_dcgan').
+  * `spade`: SPADE / GauGAN label map → image (Park et al. 2019; the host of DAGAN and
+    LGGAN), with its own call contract (see `models/spade.py`).
   * `placement`: inserting LAP / SPAP / ASPP / AN / self-attention / CBAM
     blocks after chosen stages, from config lists.
 
@@ -34,14 +36,17 @@ from genattn_jax.models.resnet import (ResNetDBlock, ResNetDiscriminator, ResNet
                                        ResNetGenerator)
 from genattn_jax.models.sndcgan import SNDCGANDiscriminator, SNDCGANGenerator
 from genattn_jax.models import style_hosts
+from genattn_jax.models.spade import (MultiscaleDiscriminator, SPADEGenerator, build_spade,
+                                      spade_model_config)
 
-MODEL_NAMES: Tuple[str, ...] = ("sndcgan", "resnet", "cyclegan") + style_hosts.STYLE_HOSTS
+MODEL_NAMES: Tuple[str, ...] = (("sndcgan", "resnet", "cyclegan", "spade")
+                                + style_hosts.STYLE_HOSTS)
 
 __all__ = [
     "BLOCK_NAMES", "BlockPlacement", "MODEL_NAMES", "RESNET_ARCHS", "ResNetDBlock",
     "ResNetDiscriminator", "ResNetGBlock", "ResNetGenerator", "SNDCGANDiscriminator",
-    "SNDCGANGenerator", "build_gan", "default_model_config", "model_defaults",
-    "normalize_placements",
+    "SNDCGANGenerator", "SPADEGenerator", "MultiscaleDiscriminator", "build_gan",
+    "default_model_config", "model_defaults", "normalize_placements",
 ]
 
 
@@ -109,6 +114,8 @@ def model_defaults(name: str = "sndcgan", resolution: int = 32) -> Dict[str, Any
   _checks.check_in(name, MODEL_NAMES, "name")
   if name in style_hosts.STYLE_HOSTS:
     return style_hosts.default_config(name, resolution)
+  if name == "spade":
+    return spade_model_config(resolution)
   if name == "cyclegan":
     from genattn_jax.models import cyclegan  # pylint: disable=g-import-not-at-top
     return cyclegan.default_model_config(resolution)
@@ -183,6 +190,8 @@ def build_gan(config: Any) -> Tuple[nn.Module, nn.Module]:
                 param_dtype=_dtype(full["param_dtype"], "param_dtype") or jnp.float32)
   if full["name"] in style_hosts.STYLE_HOSTS:
     return style_hosts.build(full, common)
+  if full["name"] == "spade":
+    return build_spade(full, common, full["bn_axis_name"] or None)
   common["remat_blocks"] = bool(full["remat_blocks"])
   g_blocks = normalize_placements(full["g_blocks"], "g_blocks")
   d_blocks = normalize_placements(full["d_blocks"], "d_blocks")

@@ -27,7 +27,6 @@ for `name` in `STYLE_HOSTS`. Model config fields:
 from typing import Any, Tuple
 
 import flax.linen as nn
-import ml_collections
 
 from genattn_jax import _checks
 from genattn_jax.models import msg, stylegan
@@ -36,12 +35,13 @@ from genattn_jax.models import style_layers as sl
 STYLE_HOSTS: Tuple[str, ...] = ("stylegan", "msg_stylegan", "msg_dcgan")
 
 
-def default_config(name: str, resolution: int) -> ml_collections.ConfigDict:
+def default_config(name: str, resolution: int):
   """Defaults of host `name` at `resolution` (see the module doc).
 
   Raises:
     ValueError: unknown name or resolution not a power of two ≥ 8.
   """
+  import ml_collections  # pylint: disable=g-import-not-at-top  (optional for build_gan users)
   _checks.check_in(name, STYLE_HOSTS, "name")
   sl.check_pow2_resolution(resolution)
   c = ml_collections.ConfigDict()

@@ -118,3 +118,52 @@ def shrink_for_tests(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.data.split = "train"
   c.eval.real_split = "test"
   return c
+
+
+def semantic_config(source: str, layout: str, label_nc: int, dontcare: bool, instance: bool,
+                    size, load_size=None):
+  """A 'semantic' task config with SPADE's settings (Park et al. 2019, official options).
+
+  Model `models.spade.spade_model_config` at `size` = (H, W); data = `data/paired.py` fields
+  (layout, load_size, crop_size, label_nc, contain_dontcare_label, use_instance); task =
+  `training/tasks/semantic.py` fields (lambda_feat 10, lambda_vgg 10, lambda_kld 0.05,
+  vgg_arch, vgg_weights, vgg_normalize, vgg_downsample, eval_ema); hinge loss, Adam
+  β = (0, 0.9), G 1e-4 / D 4e-4, no EMA. Experiment files set the schedule (`num_steps`,
+  `optimizer.decay_start`).
+  """
+  from genattn_jax.models import spade as spade_lib  # pylint: disable=g-import-not-at-top
+  c = base_config("sndcgan", 32)
+  c.model = spade_lib.spade_model_config(int(size[0]))
+  c.model.image_size = list(size)
+  c.data.source = source
+  c.data.layout = layout
+  c.data.data_dir = "runs/tfds"
+  c.data.split = "train"
+  c.data.load_size = list(load_size or size)
+  c.data.crop_size = list(size)
+  c.data.random_flip = True
+  c.data.label_nc = label_nc
+  c.data.contain_dontcare_label = dontcare
+  c.data.use_instance = instance
+  c.data.image_size = int(size[0])
+  c.task.name = "semantic"
+  c.task.lambda_feat = 10.0
+  c.task.lambda_vgg = 10.0
+  c.task.lambda_kld = 0.05
+  c.task.vgg_arch = "vgg16"
+  c.task.vgg_weights = ""
+  c.task.vgg_normalize = "none"
+  c.task.vgg_downsample = 1
+  c.task.eval_ema = False
+  c.training.loss = "hinge"
+  c.training.n_critic = 1
+  c.training.ema_decay = 0.0  # SPADE keeps no EMA; ema_params == g_params
+  c.training.ema_warmup_steps = 0
+  c.optimizer.g_lr, c.optimizer.d_lr = 1e-4, 4e-4
+  c.optimizer.b1, c.optimizer.b2 = 0.0, 0.9
+  c.eval.split = "val"
+  c.eval.segmenter = ""
+  c.eval.segment_label_map = ""
+  c.eval.segment_num_classes = label_nc
+  c.eval.segment_ignore_index = 255
+  return c

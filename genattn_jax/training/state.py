@@ -38,15 +38,16 @@ def make_optimizers(config) -> Tuple[optax.GradientTransformation, optax.Gradien
   """Adam for G and D with the config's TTUR learning rates and betas.
 
   Fields: `optimizer.g_lr`, `optimizer.d_lr`, `optimizer.b1`, `optimizer.b2`,
-  optional `optimizer.grad_clip` (global norm, 0 = off), optional
-  `optimizer.lr_decay` (see `lr_schedule`) and optional `optimizer.delayed_update`
-  (see `delayed_update`).
+  optional `optimizer.grad_clip` (global norm, 0 = off), optional learning-rate decay
+  (`optimizer.lr_decay` or `optimizer.decay_start`, see `lr_schedule`) and optional
+  `optimizer.delayed_update` (see `delayed_update`).
   """
   opt = config.optimizer
   n_critic = int(config.training.get("n_critic", 1))
+  total = int(config.training.get("num_steps", 0))
 
   def adam(lr, updates_per_step):
-    tx = optax.adam(lr_schedule(lr, opt, updates_per_step), b1=opt.b1, b2=opt.b2)
+    tx = optax.adam(lr_schedule(lr, opt, updates_per_step, total), b1=opt.b1, b2=opt.b2)
     if opt.get("grad_clip", 0.0):
       tx = optax.chain(optax.clip_by_global_norm(opt.grad_clip), tx)
     return tx
@@ -56,15 +57,28 @@ def make_optimizers(config) -> Tuple[optax.GradientTransformation, optax.Gradien
   return g_tx, d_tx
 
 
-def lr_schedule(lr: float, opt, updates_per_step: int = 1):
-  """`lr`, or CycleGAN's constant-then-linear-decay schedule when `opt.lr_decay` is set.
+def lr_schedule(lr: float, opt, updates_per_step: int = 1, num_steps: int = 0):
+  """`lr`, or a constant-then-linear-decay schedule when `opt.lr_decay` / `opt.decay_start` is set.
 
   `opt.lr_decay` = {'constant_steps': N, 'decay_steps': M} (in generator steps; a network
   updated `updates_per_step` times per step, D with n_critic, counts its own updates):
-  lr for the first N steps, then linearly to 0 over the next M, then 0 (Zhu et al. 2017,
-  Sec. 7.1: 100 epochs constant, 100 epochs decay). Absent or M = 0: constant `lr`.
+  lr for the first N steps, then linearly to 0 over the next M, then 0 (CycleGAN, Zhu et al.
+  2017, Sec. 7.1: 100 epochs constant, 100 epochs decay). `opt.decay_start` = S > 0 is the
+  same with N = S and M = `num_steps` − S (pix2pixHD / SPADE's `niter` / `niter_decay`:
+  constant, then linear decay to 0 at the last step). Neither set: constant `lr`.
+
+  Raises:
+    ValueError: `decay_start` does not lie in (0, num_steps), or both fields are set.
   """
   decay = opt.get("lr_decay", None)
+  start = int(opt.get("decay_start", 0) or 0)
+  if start:
+    if decay and int(decay.get("decay_steps", 0)):
+      raise ValueError("set one of `optimizer.lr_decay` and `optimizer.decay_start`, not both.")
+    if not 0 < start < num_steps:
+      raise ValueError(f"`optimizer.decay_start` ({start}) must lie in (0, "
+                       f"training.num_steps={num_steps}).")
+    decay = {"constant_steps": start, "decay_steps": num_steps - start}
   if not decay or not int(decay.get("decay_steps", 0)):
     return lr
   n0 = int(decay["constant_steps"]) * updates_per_step

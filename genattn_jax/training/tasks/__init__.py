@@ -11,9 +11,10 @@ from genattn_jax.training.tasks.base import Task
 from genattn_jax.training.tasks.noise import NoiseTask
 from genattn_jax.training.tasks.cyclegan import CycleGANTask
 from genattn_jax.training.tasks.multiscale import MultiScaleTask
+from genattn_jax.training.tasks.semantic import SemanticTask
 
 _TASKS: Dict[str, Type[Task]] = {"noise": NoiseTask, "multiscale": MultiScaleTask,
-                                 "cyclegan": CycleGANTask}
+                                 "cyclegan": CycleGANTask, "semantic": SemanticTask}
 
 __all__ = ["NoiseTask", "Task", "get_task", "register_task", "task_name", "TASK_NAMES"]
 

@@ -1,0 +1,185 @@
+"""`SemanticTask`: label map (+ instance edges) → photo, SPADE's training (Park et al. 2019).
+
+Batch (from `data/paired.py`): 'image' [b, H, W, 3] float32 in [-1, 1], 'label' [b, H, W]
+int32 in [0, label_nc + contain_dontcare_label), 'edge' [b, H, W] float32 in {0, 1}.
+
+G's input is taken from the batch, not drawn: seg = one_hot(label) ⊕ edge ([b, H, W, S],
+`models.spade.semantic_nc`), plus the photo for the VAE encoder when `model.use_vae`.
+D (multi-scale PatchGAN) sees seg ⊕ image. Losses as the official `Pix2PixModel`:
+  D: hinge, mean over scales of mean relu(1 − D(real)) + mean over scales of
+     mean relu(1 + D(fake));
+  G: −mean over scales of mean D(fake)
+     + `task.lambda_feat` (10) · feature matching (pix2pixHD Eq. 4)
+     + `task.lambda_vgg` (10) · VGG perceptual loss (VGG16 by default, see
+       `losses/perceptual.py`; `task.vgg_weights` = a torchvision vgg19 .pth for the paper's;
+       `task.vgg_downsample` k > 1 average-pools both images k×k first, a CPU-budget option)
+     + `task.lambda_kld` (0.05) · KL of the style encoder (`model.use_vae` only).
+Only 'hinge' (`training.loss`) is SPADE's default; other `training.loss` names apply per scale.
+
+Evaluation (`training/semantic_eval.py`): G (`task.eval_ema`: EMA or raw params) synthesises the
+`eval.split` photos from their label maps; FID against those photos, PSNR, SSIM and LPIPS per
+pair, and mIoU / accuracy when a segmentation network is configured (`eval.segmenter`).
+"""
+
+from typing import Dict
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from genattn_jax.losses import perceptual
+from genattn_jax.models import spade as spade_lib
+from genattn_jax.training.tasks.base import Task
+
+
+def semantic_input(label: jax.Array, edge: jax.Array, num_labels: int,
+                   use_instance: bool) -> jax.Array:
+  """seg [b, H, W, num_labels (+1)] float32: one-hot labels (⊕ the edge channel)."""
+  seg = jax.nn.one_hot(label, num_labels, dtype=jnp.float32)
+  if use_instance:
+    seg = jnp.concatenate([seg, edge[..., None].astype(jnp.float32)], axis=-1)
+  return seg
+
+
+def load_vgg(task_config):
+  """(VGG params as jnp arrays, arch) from `task.vgg_arch` / `task.vgg_weights`."""
+  from genattn_jax.losses import vgg_weights  # pylint: disable=g-import-not-at-top
+  arch = task_config.get("vgg_arch", "vgg16")
+  path = task_config.get("vgg_weights", "") or None
+  if arch == "vgg16" and (path is None or not path.endswith(".pth")):
+    params, _ = vgg_weights.load_vgg16_lpips(path)
+  else:
+    if path is None:
+      raise ValueError(f"`task.vgg_arch`={arch!r} needs `task.vgg_weights` = a torchvision "
+                       f"{arch} state dict (.pth).")
+    params = vgg_weights.read_torchvision_vgg(path, arch)
+  last = perceptual.relu_first_of_stage(arch)[-1]
+  params = {k: v for k, v in params.items() if int(k.split("_")[1]) <= last}
+  return jax.tree_util.tree_map(jnp.asarray, params), arch
+
+
+class SemanticTask(Task):
+  """SPADE label map → image (see module doc)."""
+
+  name = "semantic"
+
+  def __init__(self, config, generator, discriminator, axis_name=None):
+    super().__init__(config, generator, discriminator, axis_name)
+    from genattn_jax.data import paired  # pylint: disable=g-import-not-at-top
+    _, nc, dc, inst = paired.data_settings(config.data)
+    self.num_labels = nc + int(dc)
+    self.use_instance = inst
+    self.use_vae = bool(config.model.get("use_vae", False))
+    t = config.task
+    self.lambda_feat = float(t.get("lambda_feat", 10.0))
+    self.lambda_vgg = float(t.get("lambda_vgg", 10.0))
+    self.lambda_kld = float(t.get("lambda_kld", 0.05))
+    self.vgg_normalize = t.get("vgg_normalize", "none")
+    self.vgg_downsample = int(t.get("vgg_downsample", 1))
+    self._vgg = None
+    self._evaluator = None
+
+  @property
+  def vgg(self):
+    if self._vgg is None:
+      self._vgg = load_vgg(self.config.task)
+    return self._vgg
+
+  def seg(self, batch) -> jax.Array:
+    return semantic_input(batch["label"], batch["edge"], self.num_labels, self.use_instance)
+
+  def init_variables(self, rng):
+    h, w = (int(s) for s in self.config.model.image_size)
+    g_rng, d_rng, s_rng = jax.random.split(rng, 3)
+    seg = jnp.zeros((2, h, w, self.num_labels + int(self.use_instance)), jnp.float32)
+    img = jnp.zeros((2, h, w, 3), jnp.float32)
+    g_vars = self.generator.init({"params": g_rng, "sampling": s_rng}, seg,
+                                 image=img if self.use_vae else None, train=False)
+    d_vars = self.discriminator.init({"params": d_rng, "sampling": s_rng}, seg, img,
+                                     train=False)
+    return g_vars, d_vars
+
+  def _generate(self, g_params, g_state, seg, image, rng):
+    (fake, kl), g_state = self.apply_g(g_params, g_state, seg, None,
+                                       image if self.use_vae else None, rng=rng)
+    return fake, kl, g_state
+
+  def d_loss(self, d_params, st, batch, rng, d_index):
+    real, seg = batch["image"], self.seg(batch)
+    g_rng, d_rng, gp_rng = jax.random.split(rng, 3)
+    fake, _, _ = self._generate(st.g_params, st.g_state, seg, real, g_rng)
+    fake = jax.lax.stop_gradient(fake)
+    real_out, d_state = self.apply_d(d_params, st.d_state, seg, real, rng=d_rng)
+    fake_out, d_state = self.apply_d(d_params, d_state, seg, fake, rng=d_rng)
+    n = len(real_out)
+    # SPADE's GANLoss on a list: the per-scale losses averaged (for hinge the real and fake
+    # terms separate, so this equals averaging each over the scales as the official code does).
+    loss = sum(self.d_adv_loss(r[-1], f[-1]) for r, f in zip(real_out, fake_out)) / n
+    aux = {"d_adv_loss": loss,
+           "d_real": sum(r[-1].mean() for r in real_out) / n,
+           "d_fake": sum(f[-1].mean() for f in fake_out) / n}
+    d_fn = lambda x: jnp.concatenate(  # pylint: disable=g-long-lambda
+        [o[-1].reshape(o[-1].shape[0], -1) for o in
+         self.apply_d(d_params, st.d_state, seg, x, rng=d_rng)[0]], axis=1).mean(axis=1)
+    loss = self.regularize_d(loss, aux, d_fn, real, fake, d_index, gp_rng)
+    aux["d_loss"] = loss
+    return loss, aux, d_state
+
+  def g_loss(self, g_params, st, batch, rng):
+    real, seg = batch["image"], self.seg(batch)
+    g_rng, d_rng = jax.random.split(rng)
+    fake, kl, g_state = self._generate(g_params, st.g_state, seg, real, g_rng)
+    fake_out, _ = self.apply_d(st.d_params, st.d_state, seg, fake, rng=d_rng)
+    real_out, _ = self.apply_d(st.d_params, st.d_state, seg, real, rng=d_rng)
+    n = len(fake_out)
+    adv = sum(self.g_adv_loss(f[-1], r[-1] if self.relativistic else None)
+              for f, r in zip(fake_out, real_out)) / n
+    aux = {"g_adv_loss": adv}
+    loss = adv
+    if self.lambda_feat:
+      fm = perceptual.feature_matching_loss(fake_out, real_out)
+      loss = loss + self.lambda_feat * fm
+      aux["g_feat_loss"] = fm
+    if self.lambda_vgg:
+      params, arch = self.vgg
+      f, r = fake, real
+      if self.vgg_downsample > 1:  # CPU-budget option (default 1 = SPADE's full resolution)
+        k = (self.vgg_downsample,) * 2
+        f, r = nn.avg_pool(f, k, strides=k), nn.avg_pool(r, k, strides=k)
+      vgg = perceptual.vgg_perceptual_loss(params, f, r, arch=arch,
+                                           normalize=self.vgg_normalize)
+      loss = loss + self.lambda_vgg * vgg
+      aux["g_vgg_loss"] = vgg
+    if self.use_vae:
+      # Official KLDLoss sums over the batch. Written as (this device's mean) · global batch,
+      # so the pmean of the gradients equals the gradient of the global-batch sum.
+      kl = kl / real.shape[0] * self.global_batch
+      loss = loss + self.lambda_kld * kl
+      aux["g_kld_loss"] = kl
+    loss = self.regularize_g(loss, aux, g_params)
+    aux["g_loss"] = loss
+    return loss, aux, g_state
+
+  # ------------------------------------------------------------------------ data / eval ----
+
+  def create_data_loader(self, *, global_batch_size: int, seed: int):
+    from genattn_jax.data import paired  # pylint: disable=g-import-not-at-top
+    return paired.create_paired_loader(self.config.data, global_batch_size=global_batch_size,
+                                       seed=seed)
+
+  @property
+  def evaluator(self):
+    if self._evaluator is None:
+      from genattn_jax.training import semantic_eval  # pylint: disable=g-import-not-at-top
+      self._evaluator = semantic_eval.SemanticEvaluator(self.config, self.generator, self)
+    return self._evaluator
+
+  def eval_params(self, state):
+    return state.ema_params if self.config.task.get("eval_ema", False) else state.g_params
+
+  def evaluate(self, state, workdir: str) -> Dict[str, float]:
+    return self.evaluator.evaluate(self.eval_params(state), state.g_state)
+
+  def sample_grid(self, state, rows: int) -> np.ndarray:
+    return self.evaluator.grid(self.eval_params(state), state.g_state, rows)
