@@ -19,8 +19,8 @@ or the test fails.
 """
 
 import glob
-import json
 import hashlib
+import json
 import os
 import pathlib
 import signal
