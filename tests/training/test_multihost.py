@@ -154,6 +154,7 @@ def _reference_states(config, initial, global_batches):
   return backend, out
 
 
+@pytest.mark.slow
 def test_two_processes_train_resume_and_match_one(tmp_path, monkeypatch):
   config = multihost_config.get_config()
   data_dir, workdir = tmp_path / "tfds", tmp_path / "run"
@@ -238,6 +239,7 @@ def _initial_state_from(record_dir, config, generator, discriminator):
   return jax.tree_util.tree_unflatten(treedef, leaves)
 
 
+@pytest.mark.slow
 def test_two_processes_fid_equals_one(tmp_path):
   from genattn_jax.metrics import evaluate  # pylint: disable=g-import-not-at-top
   from genattn_jax.metrics import inception_weights  # pylint: disable=g-import-not-at-top
