@@ -19,8 +19,8 @@ or the test fails.
 """
 
 import glob
-import json
 import hashlib
+import json
 import os
 import pathlib
 import signal
@@ -37,6 +37,7 @@ from genattn_jax.training import checkpoint as ckpt_lib
 from genattn_jax.training import parallel
 from genattn_jax.training import state as state_lib
 from genattn_jax.training import trainer
+from tests.training import multihost_config
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 FIXTURE = REPO / "tests" / "fixtures" / "cifar10_mini"
@@ -153,9 +154,8 @@ def _reference_states(config, initial, global_batches):
   return backend, out
 
 
+@pytest.mark.slow
 def test_two_processes_train_resume_and_match_one(tmp_path, monkeypatch):
-  sys.path.insert(0, str(REPO))
-  from tests.training import multihost_config  # pylint: disable=g-import-not-at-top
   config = multihost_config.get_config()
   data_dir, workdir = tmp_path / "tfds", tmp_path / "run"
   rec1, rec2 = tmp_path / "rec1", tmp_path / "rec2"
@@ -239,6 +239,7 @@ def _initial_state_from(record_dir, config, generator, discriminator):
   return jax.tree_util.tree_unflatten(treedef, leaves)
 
 
+@pytest.mark.slow
 def test_two_processes_fid_equals_one(tmp_path):
   from genattn_jax.metrics import evaluate  # pylint: disable=g-import-not-at-top
   from genattn_jax.metrics import inception_weights  # pylint: disable=g-import-not-at-top
