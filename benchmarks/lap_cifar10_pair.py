@@ -4,11 +4,11 @@
       --real_stats runs/cifar10_test5000_stats.npz --num_fake 2000 \
       --json_out benchmarks/results/x.json --grid_dir docs/samples
 
-For each workdir: restores the newest verified checkpoint (`training.sampling.load_run`),
-computes the FID of `--num_fake` EMA-generator samples against the given real statistics
-through the run's own task (`task.evaluate`), saves the task's 8×8 sample grid as
-`<grid_dir>/<config name>_step<N>.png`, and reads wall time and step rate from the run's
-TensorBoard-free log (`metrics.jsonl` is not needed). Prints one JSON object.
+For each workdir: restores a verified checkpoint (`training.sampling.load_run`; the newest, or
+`--step`), computes (when `--real_stats` is given) the FID of `--num_fake` EMA-generator
+samples against those real statistics through the run's own task (`task.evaluate`), and saves
+the task's 8×8 sample grid as `<grid_dir>/<config name>_step<N>.png`. Prints one JSON object
+(and writes it to `--json_out`).
 """
 
 import argparse
@@ -27,8 +27,10 @@ from genattn_jax.training import tasks as tasks_lib
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--workdirs", nargs="+", required=True)
-  parser.add_argument("--real_stats", required=True)
+  parser.add_argument("--real_stats", default="",
+                      help="real FID statistics (.npz); empty: grids only, no FID")
   parser.add_argument("--num_fake", type=int, default=2000)
+  parser.add_argument("--step", type=int, default=None, help="checkpoint step (default newest)")
   parser.add_argument("--json_out", default="")
   parser.add_argument("--grid_dir", default="docs/samples")
   args = parser.parse_args()
@@ -36,14 +38,14 @@ def main():
          "machine": platform.machine(), "num_fake": args.num_fake,
          "real_stats": os.path.basename(args.real_stats), "runs": []}
   for wd in args.workdirs:
-    config, state, step = sampling.load_run(wd)
+    config, state, step = sampling.load_run(wd, args.step)
     with config.unlocked():
       config.eval.num_fake = args.num_fake
-      config.eval.real_stats = os.path.abspath(args.real_stats)
+      config.eval.real_stats = os.path.abspath(args.real_stats) if args.real_stats else ""
     generator, discriminator = models.build_gan(config.model)
     task = tasks_lib.get_task(config, generator, discriminator)
     t0 = time.time()
-    scores = task.evaluate(state, wd)
+    scores = task.evaluate(state, wd) if args.real_stats else {"fid": None}
     eval_s = time.time() - t0
     grid = task.sample_grid(state, rows=8)
     grid_path = evaluation.save_png(os.path.join(args.grid_dir, f"{config.name}_step{step}.png"),

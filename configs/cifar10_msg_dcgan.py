@@ -15,7 +15,10 @@ training that produced the paper's StyleGAN numbers, so those are a target, not 
 Command (real CIFAR-10 copy beside the repo):
   .venv/bin/python train.py --config=configs/cifar10_msg_dcgan.py --workdir=runs/cifar10_msg_dcgan \
       --config.data.source=../shared/data/cifar10-jpeg.tar.gz
-Hardware / wall time / result: not yet measured.
+Hardware / wall time / result: 2-core x86_64 CPU shared with ~7 other jobs, 2026-11-28, at 1/16
+width and batch 16 (--config.model.g_width=0.0625 --config.model.d_width=0.0625
+--config.training.batch_size=16): 170 steps in 22.3 min (run side by side with its pair); FID not
+measured (see the README's issue-12 section); the paper-scale result needs an accelerator.
 """
 
 from genattn_jax.training.lap_experiments import host_config, host_test_config

@@ -55,7 +55,8 @@ def host_config(host: str, dataset: str, attention: str = "") -> ml_collections.
   res = DATASETS[dataset]
   s = HOST_SETTINGS[host]
   c = base_config(host, res)
-  c.name = f"{dataset}{res}_{host}" + (f"_{attention}" if attention else "")
+  c.name = ("lsun_bedroom256" if dataset == "lsun_bedroom" else "cifar10") + f"_{host}" + (
+      f"_{attention}" if attention else "")
   c.model.attention = attention
   c.task.name = s["task"]
   c.data.source = "lsun/bedroom" if dataset == "lsun_bedroom" else "cifar10"

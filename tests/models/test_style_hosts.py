@@ -134,7 +134,8 @@ def test_style_mixing_and_truncation_against_hand_computation():
   v2 = {"params": variables["params"], "batch_stats": {"w_avg": avg}}
   _, inter = gen.apply(v2, z, train=False, mutable=["intermediates"])
   ws = np.asarray(inter["intermediates"]["ws"][0])
-  np.testing.assert_allclose(ws[:, :2], avg + 0.5 * (w1[:, None] - avg), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(ws[:, :2], np.repeat(avg + 0.5 * (w1[:, None] - avg), 2, 1),
+                             rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(ws[:, 2:], np.repeat(w1[:, None], 2, 1), rtol=1e-5, atol=1e-6)
 
 
