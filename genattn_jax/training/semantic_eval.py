@@ -5,7 +5,7 @@ Protocol (SPADE, Park et al. 2019, Sec. 4, with this library's metrics):
     training crop (centre crop, no flip), at most `eval.num_fake` of them;
   * G (eval mode: running batch-norm statistics) synthesises one photo per label map;
   * FID (`metrics/fid.py`, FID Inception) between the synthesised and the real photos of the
-    split; PSNR, SSIM (`metrics/image_quality.py`) and LPIPS (VGG, v0.1) per pair, averaged;
+    split; PSNR, SSIM (`metrics/image_similarity.py`) and LPIPS (VGG, v0.1) per pair, averaged;
   * mIoU / pixel accuracy / mean class accuracy (`metrics/segmentation.py`) when
     `eval.segmenter` names a factory `'package.module:function'` that returns a
     `segment_fn(images uint8 [B, H, W, 3]) -> int [B, H, W]`. The papers' networks
@@ -29,7 +29,7 @@ import numpy as np
 
 from genattn_jax.data import paired
 from genattn_jax.losses import perceptual
-from genattn_jax.metrics import image_quality
+from genattn_jax.metrics import image_similarity
 from genattn_jax.metrics import segmentation
 from genattn_jax.training import evaluation
 
@@ -103,8 +103,8 @@ class SemanticEvaluator:
     if fakes_out is not None:
       fakes_out.append(fake)
     out = {"num_eval_images": float(len(fake)),
-           "psnr": float(np.mean(image_quality.psnr(fake, real))),
-           "ssim": float(np.mean(image_quality.ssim(fake, real))),
+           "psnr": float(np.mean(image_similarity.psnr(fake, real))),
+           "ssim": float(np.mean(image_similarity.ssim(fake, real))),
            "lpips": float(np.mean(self.lpips(fake, real)))}
     if len(fake) >= 2:
       from genattn_jax.metrics import features, fid  # pylint: disable=g-import-not-at-top
