@@ -17,9 +17,11 @@ Measured (2-core x86_64 CPU, no GPU, 2026-11-28, shared: load average 9 to 49 fr
 jobs, this run at nice 5): NOT the full schedule. Steps 1-1,000 took 67 minutes
 (0.19-0.5 steps/s); the run was stopped at checkpoint 1,000 and resumed for one step
 with `--config.training.num_steps=1001 --config.eval.every_steps=1001` to score it; that
-evaluation (real statistics of 500 images, then 500 samples) had not finished 25 minutes
-later at load ~30. FID: not yet measured, neither at step 1,001 nor for the full 2,500
-steps; the target FID ≤ 100 is not claimed.
+evaluation did not finish under that load, so the step-1,000 checkpoint was scored afterwards
+with `eval.py --real=runs/demo_2500/fid_stats/real_<key>.npz --workdir=runs/demo_2500
+--num_images=500` (the run's cached statistics of 500 test images): FID 220.7 (500 / 500) at
+step 1,000 of 2,500. The full 2,500-step schedule has not been run; the target FID ≤ 100 is
+not reached by this measurement and is not claimed.
 """
 
 from genattn_jax.training.config import base_config, shrink_for_tests
