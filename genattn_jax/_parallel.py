@@ -41,6 +41,8 @@ def wait_for_processes(name: str, timeout_s: int = 3600) -> None:
   if jax.process_count() == 1:
     return
   from jax._src import distributed  # pylint: disable=g-import-not-at-top
+  if distributed.global_state.client is None:  # no coordination service: nothing to meet
+    return
   _BARRIERS["count"] += 1
   distributed.global_state.client.wait_at_barrier(
       f"genattn_{_BARRIERS['count']}_{name}", timeout_in_ms=int(timeout_s * 1000))

@@ -250,8 +250,9 @@ class SPADETest(parameterized.TestCase):
     p = _f64(params)
     xd = np.asarray(x, np.float64)
     xn = _np_instance_norm(xd, 1e-5) if norm == "instance" else _np_batch_norm(xd, 1e-5)
-    # jax.image.resize 'nearest' (half-pixel centres) picks pixel 2i+1 when halving.
-    m = np.asarray(seg, np.float64)[:, factor // 2::factor, factor // 2::factor]
+    # PyTorch's F.interpolate(mode='nearest'), which SPADE uses, picks source pixel
+    # floor(i · in / out) = factor · i.
+    m = np.asarray(seg, np.float64)[:, ::factor, ::factor]
     actv = np.maximum(np_conv(m, p["shared"]["kernel"], p["shared"]["bias"]), 0)
     gamma = np_conv(actv, p["gamma"]["kernel"], p["gamma"]["bias"])
     beta = np_conv(actv, p["beta"]["kernel"], p["beta"]["bias"])

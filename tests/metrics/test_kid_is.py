@@ -172,10 +172,11 @@ class KidEdgeTest(parameterized.TestCase):
     rng = np.random.default_rng(7)
     x, y = rng.standard_normal((2, 1)), rng.standard_normal((2, 1)) + 1.0   # N = 2, D = 1
     np.testing.assert_allclose(kid_lib.mmd2_unbiased(x, y), _loop_mmd2(x, y), rtol=1e-12)
-    with warnings.catch_warnings():
-      warnings.simplefilter("error")
-      mean, _ = kid_lib.kernel_inception_distance(x, y, num_subsets=1, subset_size=2)
+    # Subsets of 2 cover both sets: the value is defined, its spread is not (NaN, warned).
+    with self.assertWarns(kid_lib.KIDSpreadUndefinedWarning):
+      mean, spread = kid_lib.kernel_inception_distance(x, y, num_subsets=1, subset_size=2)
     np.testing.assert_allclose(mean, _loop_mmd2(x, y), rtol=1e-12)
+    self.assertTrue(np.isnan(spread))
 
   def test_defaults_are_the_papers_protocol(self):
     import inspect  # pylint: disable=g-import-not-at-top
