@@ -36,7 +36,7 @@ def _fake_features(images):
 def _config(tmp_path, **overrides):
   c = config_lib.shrink_for_tests(config_lib.base_config("sndcgan", 32))
   c.data.data_dir = str(tmp_path / "tfds")
-  c.training.num_steps = 5
+  c.training.num_steps = 6
   c.log_every_steps = 2
   c.eval.every_steps = 3
   c.checkpoint.every_steps = 2
@@ -80,12 +80,13 @@ def loop_run(tmp_path_factory):
 
 def test_log_eval_checkpoint_cadence(loop_run):
   config, workdir, _, calls, scalar_steps = loop_run
-  # log: every 2 and the last step; eval: every 3 and the last; checkpoint: every 2 and last.
-  assert scalar_steps == [2, 3, 4, 5]
+  # log: every 2 and the last step; eval: at multiples of 3 only (the last step, 6, is one);
+  # checkpoint: every 2 and the last.
+  assert scalar_steps == [2, 3, 4, 6]
   with open(workdir / "metrics.jsonl") as f:
-    assert [json.loads(line)["step"] for line in f] == [3, 5]
-  assert sorted(os.listdir(workdir / "samples")) == ["step_0000003.png", "step_0000005.png"]
-  assert sorted(int(d) for d in os.listdir(workdir / "checkpoints") if d.isdigit()) == [2, 4, 5]
+    assert [json.loads(line)["step"] for line in f] == [3, 6]
+  assert sorted(os.listdir(workdir / "samples")) == ["step_0000003.png", "step_0000006.png"]
+  assert sorted(int(d) for d in os.listdir(workdir / "checkpoints") if d.isdigit()) == [2, 4, 6]
   # Real statistics once (cached), then one fake set per evaluation.
   assert [len(c) for c in calls] == [config.eval.num_real, config.eval.num_fake,
                                      config.eval.num_fake]
@@ -139,7 +140,7 @@ def test_sample_grid_png_holds_the_fixed_noise_ema_samples(loop_run):
   z = jax.random.normal(jax.random.PRNGKey(config.seed + 1), (rows * rows, config.model.z_dim))
   samples = evaluation.to_uint8(np.asarray(_sample_fn(config, False)(
       final.ema_params, final.g_state, z, None)))
-  png = np.asarray(Image.open(workdir / "samples" / "step_0000005.png"))
+  png = np.asarray(Image.open(workdir / "samples" / "step_0000006.png"))
   h = config.model.resolution
   assert png.shape == (rows * h, rows * h, 3)
   for r in range(rows):
@@ -178,11 +179,11 @@ def _all_finite(tree):
 
 
 def test_non_finite_state_is_never_checkpointed(tmp_path):
-  # A NaN learning rate turns G's parameters into NaN in the first update, while the
-  # metrics of that step (computed before the update) are still finite: the check must
-  # look at the state, not only at the losses. Requires the trainer's finite-state check
-  # before saving (issue 9).
-  config = _config(tmp_path, **{"optimizer.g_lr": float("nan"), "checkpoint.every_steps": 1,
+  # A learning rate beyond float32's range (finite as a Python float, so the config check
+  # accepts it) turns G's parameters into inf/NaN in the first update, while the metrics of
+  # that step (computed before the update) are still finite: the check must look at the
+  # state, not only at the losses (issue 9's finite-state check before saving).
+  config = _config(tmp_path, **{"optimizer.g_lr": 1e39, "checkpoint.every_steps": 1,
                                 "log_every_steps": 1, "eval.every_steps": 0,
                                 "training.num_steps": 3})
   workdir = tmp_path / "work"
