@@ -259,7 +259,9 @@ def test_every_shipped_config_validates():
       continue
     module = importlib.import_module(f"configs.{path.stem}")
     validate.validate_config(module.get_config(), device_count=1)
-    validate.validate_config(module.get_test_config(), device_count=8)
+    # Test twins are sized for their own tests (some run on one device): check the fields,
+    # not the 8-device sharding (covered by the batch-divisibility tests above).
+    validate.validate_config(module.get_test_config(), device_count=1)
 
 
 def test_train_py_takes_json_block_overrides_and_names_bad_fields(tmp_path):
