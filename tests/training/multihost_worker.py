@@ -41,8 +41,9 @@ def main() -> None:
   from genattn_jax.training import state as state_lib  # pylint: disable=g-import-not-at-top
   create_gan_state = state_lib.create_gan_state
 
-  def numpy_gan_state(config, generator, discriminator, rng):
-    shapes = jax.eval_shape(lambda r: create_gan_state(config, generator, discriminator, r), rng)
+  def numpy_gan_state(config, generator, discriminator, rng, **kwargs):
+    shapes = jax.eval_shape(
+        lambda r: create_gan_state(config, generator, discriminator, r, **kwargs), rng)
     rs = np.random.RandomState(int(config.seed))
 
     def fill(path, s):

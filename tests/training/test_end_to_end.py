@@ -63,7 +63,7 @@ def test_restored_run_matches_final_state_and_samples(trained_run):
 def test_eval_cli_scores_a_workdir(trained_run):
   _, workdir, _ = trained_run
   stats = glob.glob(str(workdir / "fid_stats" / "real_*.npz"))[0]
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
+  env = dict(os.environ, XLA_FLAGS=os.environ["XLA_FLAGS"],  # 8 devices (conftest)
              JAX_PLATFORMS="cpu")
   proc = subprocess.run([sys.executable, "eval.py", f"--real={stats}", f"--workdir={workdir}",
                          "--num_images=16", "--batch_size=8", "--json"],

@@ -177,8 +177,7 @@ def test_eval_refuses_a_non_finite_generator(three_steps, tmp_path):
 
 
 def _train_py(*args, timeout=600):  # generous: imports alone took >120 s at load 30
-  env = dict(os.environ, JAX_PLATFORMS="cpu",
-             XLA_FLAGS="--xla_force_host_platform_device_count=8")
+  env = dict(os.environ, JAX_PLATFORMS="cpu")  # XLA_FLAGS: 8 devices (conftest)
   return subprocess.run([sys.executable, "train.py", *args], cwd=REPO_ROOT, env=env,
                         capture_output=True, text=True, timeout=timeout)
 
