@@ -20,7 +20,7 @@ Variants:
          TF32 on GPUs that have it), bf16_highest (dtype=bfloat16 with the library's
          Precision.HIGHEST, what `extract_features(dtype=bfloat16)` runs),
          library_extract_features (genattn_jax.metrics.features with its
-         MICRO_BATCH loop; needs tqdm; skipped with --tiny). --tiny (CPU smoke test): batch 2,
+         default micro-batching, none on GPU; needs tqdm; skipped with --tiny). --tiny (CPU smoke test): batch 2,
          2 batches, 75x75 input, the first two variants.
   torch: fp32_no_tf32 (cudnn.allow_tf32 False; matches fp32_highest), fp32_tf32 (PyTorch's
          default for convs; not on CPU), bf16_autocast. cudnn.benchmark on; inference_mode.
@@ -163,7 +163,7 @@ def run_jax(args) -> int:
     row = {}
     try:
       from genattn_jax.metrics import features  # pylint: disable=import-outside-toplevel
-      row["micro_batch"] = features.MICRO_BATCH
+      row["micro_batch"] = features.default_micro_batch(features.default_mesh())
       run = lambda: features.extract_features(  # noqa: E731
           images, variables=variables, batch_size=bs, progress=False)
       t0 = time.perf_counter()

@@ -90,19 +90,31 @@ def default_mesh() -> jax.sharding.Mesh:
                        axis_types=(jax.sharding.AxisType.Auto,))
 
 
-# Images per device per network pass. A whole batch at 299x299 makes XLA:CPU allocate and
-# fault in multi-GB activation buffers on every call (measured on 2 cores: 9.6 img/s at batch
-# 32, 5.7 at 256, but 14 at 4-8), so larger batches are run as a loop of micro-batches.
+# Images per device per network pass on CPU. A whole batch at 299x299 makes XLA:CPU allocate
+# and fault in multi-GB activation buffers on every call (measured on 2 cores: 9.6 img/s at
+# batch 32, 5.7 at 256, but 14 at 4-8), so larger batches are run as a loop of micro-batches.
+# On GPUs the loop costs throughput instead (H200, batch 200, float32: 1,228 img/s with
+# micro-batches of 8 against 2,233 img/s for the whole batch in one pass,
+# benchmarks/results/gpu_h200_2026-11-28/fid_jax.json), so accelerators run the whole batch.
 MICRO_BATCH = 8
+
+
+def default_micro_batch(mesh: jax.sharding.Mesh) -> int:
+  """`MICRO_BATCH` on a CPU mesh, 0 (no micro-batch loop) on GPU/TPU meshes."""
+  return MICRO_BATCH if mesh.devices.flat[0].platform == "cpu" else 0
 
 
 def _micro_batched(fn, x: jax.Array, per_device: int, n_data: int):
   """`fn` over `x` [B, ...] in B / (n_data · per_device) sequential chunks, order kept.
 
+  `per_device` <= 0 runs `fn` on the whole batch at once.
+
   [B] is viewed as [B/k, k] and swapped to [k, B/k]: the 'data' sharding of B stays on the
   second axis, so every chunk is still split over all devices and the loop axis is local.
   """
   b = x.shape[0]
+  if per_device <= 0:
+    return fn(x)
   k = b // (n_data * per_device)
   if k <= 1 or b % (n_data * per_device):
     return fn(x)
@@ -216,7 +228,8 @@ def extract_features(images: Union[np.ndarray, jax.Array, Iterable[np.ndarray]],
                      mesh: Optional[jax.sharding.Mesh] = None, with_logits: bool = False,
                      progress: bool = True, input_range: str = "auto",
                      clean_resize: bool = False, dtype: Optional[jnp.dtype] = None,
-                     num_images: Optional[int] = None) -> Dict[str, Optional[np.ndarray]]:
+                     num_images: Optional[int] = None,
+                     micro_batch: Optional[int] = None) -> Dict[str, Optional[np.ndarray]]:
   """FID Inception pool features (and logits) of images, sharded over a mesh.
 
   Each batch is checked on the host, padded to the full batch size with zeros when
@@ -228,9 +241,7 @@ def extract_features(images: Union[np.ndarray, jax.Array, Iterable[np.ndarray]],
     images: [N, H, W, C] uint8 in [0, 255] or float in [-1, 1] (C = 1 or 3), or an
       iterable of such batches (any sizes; streamed, only one batch held at a time).
     variables: Inception variables (see `load_inception`); None loads the default ones.
-    batch_size: images per step, rounded up to a multiple of the mesh's 'data' size. Inside
-      a step each device runs the network on `MICRO_BATCH` images at a time (a `lax.map`
-      loop), which keeps memory flat and is faster on CPU; results do not depend on it.
+    batch_size: images per step, rounded up to a multiple of the mesh's 'data' size.
     mesh: mesh with a 'data' axis (default: all devices, `default_mesh()`).
     with_logits: also return the 1008-way logits (needs weights with the classifier).
     progress: show a tqdm progress bar.
@@ -242,6 +253,10 @@ def extract_features(images: Union[np.ndarray, jax.Array, Iterable[np.ndarray]],
       changes the features by ~1e-2, so do not mix it into FID comparisons).
     num_images: expected image count of an iterable `images`, only for the progress bar's
       total and ETA.
+    micro_batch: images per device per network pass inside a step (a `lax.map` loop over
+      the step's batch), which keeps memory flat and is faster on CPU; 0 runs the whole
+      step's batch in one pass. None: `default_micro_batch(mesh)` (8 on CPU, 0 on GPU/TPU).
+      Results do not depend on it beyond float reassociation.
 
   Returns:
     {'pool': [N, 2048] float32 np.ndarray, 'logits': [N, 1008] float32 or None}.
@@ -263,6 +278,7 @@ def extract_features(images: Union[np.ndarray, jax.Array, Iterable[np.ndarray]],
                      f"(pytorch-fid's {inception_weights.PTH_FILENAME}); these have none.")
   n_data = mesh.shape[DATA_AXIS]
   batch_size = int(math.ceil(batch_size / n_data) * n_data)
+  micro_batch = default_micro_batch(mesh) if micro_batch is None else int(micro_batch)
   replicated = _replicate(variables, mesh)
   data_sharding = NamedSharding(mesh, P(DATA_AXIS))
   total = int(np.shape(images)[0]) if hasattr(images, "shape") else num_images
@@ -285,7 +301,7 @@ def extract_features(images: Union[np.ndarray, jax.Array, Iterable[np.ndarray]],
       if valid < batch_size:
         pad = np.zeros((batch_size - valid,) + batch.shape[1:], batch.dtype)
         batch = np.concatenate([batch, pad])
-      fwd = _forward(module, mesh, rng, resize)
+      fwd = _forward(module, mesh, rng, resize, micro_batch)
       x = _put_global(batch, data_sharding)
       if jax.process_count() > 1:
         fwd = _compiled_once(fwd, replicated, x)

@@ -187,7 +187,8 @@ def test_logits_follow_pool_through_fc(inception_weights_fetched_with_pip):
   assert np.all(np.isfinite(out["pool"])) and out["pool"].min() >= 0  # after ReLU + mean
 
 
-@pytest.mark.parametrize("n_data,per_device,batch", [(8, 2, 64), (8, 8, 64), (1, 4, 12), (8, 3, 16)])
+@pytest.mark.parametrize("n_data,per_device,batch",
+                         [(8, 2, 64), (8, 8, 64), (1, 4, 12), (8, 3, 16), (8, 0, 64)])
 def test_micro_batched_keeps_order_and_sharding(n_data, per_device, batch):
   mesh = jax.make_mesh((n_data,), ("data",), axis_types=(jax.sharding.AxisType.Auto,),
                        devices=jax.devices()[:n_data])
@@ -204,8 +205,20 @@ def test_micro_batched_keeps_order_and_sharding(n_data, per_device, batch):
   want = np.arange(batch * 6, dtype=np.float32).reshape(batch, 6)
   np.testing.assert_array_equal(out["pool"], np.repeat(want.sum(1, keepdims=True), 4, 1))
   np.testing.assert_array_equal(out["first"], want[:, :1])
-  chunks = batch // (n_data * per_device)
-  if batch % (n_data * per_device) == 0 and chunks > 1:  # looped: each chunk spans all devices
+  chunks = batch // (n_data * per_device) if per_device > 0 else 1
+  if per_device > 0 and batch % (n_data * per_device) == 0 and chunks > 1:  # looped: each chunk spans all devices
     assert calls == [(batch // chunks, 2, 3, 1)]
   else:  # one pass over the whole batch
     assert calls == [(batch, 2, 3, 1)]
+
+
+def test_default_micro_batch_loops_on_cpu_only():
+  assert features_lib.default_micro_batch(features_lib.default_mesh()) == features_lib.MICRO_BATCH
+
+  class FakeDevice:
+    platform = "gpu"
+
+  class FakeMesh:
+    devices = np.array([FakeDevice()])
+
+  assert features_lib.default_micro_batch(FakeMesh()) == 0
