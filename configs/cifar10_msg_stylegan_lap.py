@@ -5,12 +5,8 @@ Same host, loss and optimiser as the paper's LSUN setting (Adam lr 0.003 (G and 
 FID against the CIFAR-10 test split. The paper reports no CIFAR-10 numbers; its LSUN Bedroom
 figures for this host are FID 6.5 → 5.9 with LAP (Table 1).
 
-Progressive growing: not used. Every host trains at full resolution from step 0. MSG-GAN's
-premise (Karnewar & Wang 2020) is that multi-scale gradients replace progressive growing, and
-two of the three hosts are MSG; training StyleGAN the same way keeps all three in the one
-train step of this library (growing would need a changing network, fade-in schedule and a
-recompile per phase, i.e. a second trainer). This departs from the official StyleGAN
-training that produced the paper's StyleGAN numbers, so those are a target, not a promise.
+Progressive growing is not used (every host trains at full resolution from step 0): the
+reason is in genattn_jax/training/lap_experiments.py.
 
 Command (real CIFAR-10 copy beside the repo):
   .venv/bin/python train.py --config=configs/cifar10_msg_stylegan_lap.py --workdir=runs/cifar10_msg_stylegan_lap \

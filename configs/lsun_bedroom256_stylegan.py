@@ -6,16 +6,11 @@ Table 1 target (LSUN Bedroom 256², 25M images): FID 4.2 / FSD 38.4 (baseline; 3
 Ours: not yet measured (needs an accelerator; 256² StyleGAN on the 2-core CPU of this project
 runs at minutes per step).
 
-Progressive growing: not used. Every host trains at full resolution from step 0. MSG-GAN's
-premise (Karnewar & Wang 2020) is that multi-scale gradients replace progressive growing, and
-two of the three hosts are MSG; training StyleGAN the same way keeps all three in the one
-train step of this library (growing would need a changing network, fade-in schedule and a
-recompile per phase, i.e. a second trainer). This departs from the official StyleGAN
-training that produced the paper's StyleGAN numbers, so those are a target, not a promise.
+Progressive growing is not used (every host trains at full resolution from step 0): the
+reason is in genattn_jax/training/lap_experiments.py.
 
-Data: tfds `lsun/bedroom` prepared as ArrayRecord under `data.data_dir`, or a local folder of
-images (`--config.data.source=/path/to/bedroom_jpgs`); images are resized (bicubic) to 256²
-without cropping, so prepare centre-cropped images for StyleGAN's protocol.
+Data: LSUN Bedroom as tfds `lsun/bedroom` or a local image folder; see
+genattn_jax/training/lap_experiments.py.
 
 Command:
   .venv/bin/python train.py --config=configs/lsun_bedroom256_stylegan.py --workdir=runs/lsun_bedroom256_stylegan

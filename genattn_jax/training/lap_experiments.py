@@ -20,6 +20,17 @@ official StyleGAN half-life of 10k images per step, β = 0.5^(32 / 10,000) ≈ 0
 all three hosts. FID on 50,000 generated images against 50,000 real training images
 (StyleGAN's protocol, the LAP paper's Table 1), configurable through `eval.num_fake` /
 `eval.num_real`.
+
+Progressive growing: not used. Every host trains at full resolution from step 0. MSG-GAN's
+premise (Karnewar & Wang 2020) is that multi-scale gradients replace progressive growing, and
+two of the three hosts are MSG; training StyleGAN the same way keeps all three in the one
+train step of this library (growing would need a changing network, fade-in schedule and a
+recompile per phase, i.e. a second trainer). This departs from the official StyleGAN
+training that produced the paper's StyleGAN numbers, so those are a target, not a promise.
+
+LSUN data: tfds `lsun/bedroom` prepared as ArrayRecord under `data.data_dir`, or a local folder of
+images (`--config.data.source=/path/to/bedroom_jpgs`); images are resized (bicubic) to 256²
+without cropping, so prepare centre-cropped images for StyleGAN's protocol.
 """
 
 import ml_collections
