@@ -112,13 +112,17 @@ def model_defaults(name: str = "sndcgan", resolution: int = 32) -> Dict[str, Any
     ValueError: for an unknown `name` or unsupported `resolution`.
   """
   _checks.check_in(name, MODEL_NAMES, "name")
+  host_defaults = None
   if name in style_hosts.STYLE_HOSTS:
-    return style_hosts.default_config(name, resolution)
-  if name == "spade":
-    return spade_model_config(resolution)
-  if name == "cyclegan":
+    host_defaults = style_hosts.default_config(name, resolution)
+  elif name == "spade":
+    host_defaults = spade_model_config(resolution)
+  elif name == "cyclegan":
     from genattn_jax.models import cyclegan  # pylint: disable=g-import-not-at-top
-    return cyclegan.default_model_config(resolution)
+    host_defaults = cyclegan.default_model_config(resolution)
+  if host_defaults is not None:  # the host modules build ConfigDicts: one type for every name
+    return (host_defaults.to_dict() if hasattr(host_defaults, "to_dict")
+            else dict(host_defaults))
   if name == "resnet":
     _checks.check_in(resolution, tuple(RESNET_ARCHS), "resolution")
   else:
