@@ -139,7 +139,7 @@ def test_biases_before_instance_norm_dropped_and_change_nothing(net):
     make = lambda nb: cyclegan.PatchDiscriminator(ndf=2, norm_bias=nb)
     kept = {"['conv0']['bias']", "['conv_out']['bias']"}
   official = make(True)
-  v = official.init(jax.random.PRNGKey(1), x)
+  v = jax.jit(official.init)(jax.random.PRNGKey(1), x)  # jitted: eager ops are slow on CPU
   assert _bias_paths(jax.eval_shape(make(False).init, jax.random.PRNGKey(1), x)["params"]) == kept
   dropped = _bias_paths(v["params"]) - kept
   assert len(dropped) == (7 if net == "g" else 3)
@@ -148,7 +148,8 @@ def test_biases_before_instance_norm_dropped_and_change_nothing(net):
       lambda p, a: a + rs.randn(*a.shape).astype(np.float32)
       if jax.tree_util.keystr(p)[len("['params']"):] in dropped else a, v)
   # Each moved bias feeds an affine-free instance norm, which subtracts it.
-  np.testing.assert_allclose(official.apply(moved, x), official.apply(v, x), atol=1e-5)
+  apply = jax.jit(official.apply)
+  np.testing.assert_allclose(apply(moved, x), apply(v, x), atol=1e-5)
   with pytest.raises(ValueError, match="24"):
     cyclegan.PatchDiscriminator(ndf=2).init(jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, 3)))
 
