@@ -14,7 +14,9 @@ demo is far shorter than 100 epochs). PSNR / SSIM of A→B and B→A are on the 
 Command:
   .venv/bin/python train.py --config=configs/cityscapes_cyclegan_demo.py \
       --workdir=runs/cityscapes_cyclegan_demo
-Hardware / wall time / result: see README (2-core CPU shared with other jobs).
+Hardware / wall time / result: see README (2-core CPU shared with other jobs). Those runs had
+the conv biases before instance norm (the authors' layout); the default now leaves them out,
+so evaluating their checkpoints needs --config.model.norm_bias=True.
 """
 
 from configs import cityscapes_cyclegan as base

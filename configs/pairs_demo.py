@@ -16,7 +16,9 @@ Hardware / wall time / result: 2-core x86_64 CPU shared with ~8 other jobs (load
 2026-11-28: 60 of 400 steps in 50 min (18 min start-up + compile, then ~33 s a step), stopped
 at the deadline; on the 8 training pairs FID 370.6 (8 vs 8), LPIPS 0.593, PSNR 18.35, SSIM 0.538. Grid: docs/samples/pairs_demo/label_generated_real.png
 (coarse layout and sky/road brightness follow the label maps; colours still grey). Eight
-training images show the system learning, not the paper's numbers.
+training images show the system learning, not the paper's numbers. That run had G's biases
+before SPADE's norms (the official layout); the default now leaves them out, so evaluating
+its checkpoint needs --config.model.g_block_bias=True.
 """
 
 import os

@@ -12,6 +12,15 @@ a feature map size of 128x128" (rates (6, 12, 18)) and, in D, three atrous convs
 
 Layout: NHWC float32, images in [-1, 1].
 
+Biases before instance norm: the authors' code gives every conv a bias because its instance
+norm has no affine parameters, but a per-channel constant added before an affine-free instance
+norm is subtracted by it, so those biases change nothing the networks compute and their true
+gradient is 0. The computed gradient is rounding noise, which Adam (dividing by its scale)
+turns into lr-sized random steps that differ with the summation order (8 devices vs 1). By
+default (`norm_bias=False`) they are dropped: in G every conv but `conv_out` (those of SPAP /
+ASPP are kept: no norm follows them), in D `conv1`..`conv3` (and the atrous block in place of
+`conv2`). `norm_bias=True` gives the authors' exact parameter layout.
+
 Transposed convs: PyTorch's `ConvTranspose2d(k=3, stride=2, padding=1, output_padding=1)`
 maps H to 2H with padding (k - 1 - p, k - 1 - p + output_padding) = (1, 2) on the dilated
 input; flax's `ConvTranspose(padding='SAME')` pads differently, so the explicit padding
@@ -31,6 +40,7 @@ from genattn_jax import _checks
 Array = jax.Array
 UPSAMPLE_MODES = ("transposed", "nearest")
 PYRAMIDS = ("none", "spap", "aspp")
+MIN_PATCH_INPUT = 24  # smallest H, W with one PatchGAN patch: H / 8 - 2 >= 1
 
 
 def reflect_pad(x: Array, p: int) -> Array:
@@ -46,14 +56,19 @@ def instance_norm(x: Array, eps: float = 1e-5) -> Array:
 
 
 class ResnetBlock(nn.Module):
-  """Reflect-pad, 3x3 conv, IN, ReLU, reflect-pad, 3x3 conv, IN, plus the input."""
+  """Reflect-pad, 3x3 conv, IN, ReLU, reflect-pad, 3x3 conv, IN, plus the input.
+
+  `norm_bias`: biases on the two convs (each feeds an instance norm; see the module doc).
+  """
   features: int
+  norm_bias: bool = False
   dtype: Optional[jnp.dtype] = None
   param_dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x: Array) -> Array:
-    kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, padding="VALID")
+    kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, padding="VALID",
+              use_bias=self.norm_bias)
     h = nn.Conv(self.features, (3, 3), name="conv1", **kw)(reflect_pad(x, 1))
     h = nn.relu(instance_norm(h))
     h = nn.Conv(self.features, (3, 3), name="conv2", **kw)(reflect_pad(h, 1))
@@ -75,6 +90,8 @@ class ResnetGenerator(nn.Module):
     spap_order: 'coarse_to_fine' (the paper's best) or 'fine_to_coarse'.
     spap_kwargs: extra `SpatialPyramidAttentivePooling` fields (as (name, value) pairs).
     out_channels: channels of the output image.
+    norm_bias: biases on the convs that feed an instance norm (all but `conv_out`); False
+      drops them (see the module doc), True = the authors' layout.
     dtype, param_dtype: computation and parameter dtypes.
   """
   ngf: int = 64
@@ -85,6 +102,7 @@ class ResnetGenerator(nn.Module):
   spap_order: str = "coarse_to_fine"
   spap_kwargs: Tuple[Tuple[str, Any], ...] = ()
   out_channels: int = 3
+  norm_bias: bool = False
   dtype: Optional[jnp.dtype] = None
   param_dtype: jnp.dtype = jnp.float32
 
@@ -109,22 +127,23 @@ class ResnetGenerator(nn.Module):
     _checks.check_in(self.pyramid, PYRAMIDS, "pyramid")
     _checks.check_positive(self.ngf, "ngf")
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+    nb = dict(use_bias=self.norm_bias, **kw)
     ngf = self.ngf
-    y = nn.Conv(ngf, (7, 7), padding="VALID", name="conv_in", **kw)(reflect_pad(x, 3))
+    y = nn.Conv(ngf, (7, 7), padding="VALID", name="conv_in", **nb)(reflect_pad(x, 3))
     y = nn.relu(instance_norm(y))
     for i, c in enumerate((2 * ngf, 4 * ngf)):
       y = nn.Conv(c, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)), name=f"down{i}",
-                  **kw)(y)
+                  **nb)(y)
       y = nn.relu(instance_norm(y))
     for i in range(self.n_blocks):
-      y = ResnetBlock(4 * ngf, name=f"res{i}", **kw)(y)
+      y = ResnetBlock(4 * ngf, norm_bias=self.norm_bias, name=f"res{i}", **kw)(y)
     for i, c in enumerate((2 * ngf, ngf)):
       if self.upsample == "transposed":
         y = nn.ConvTranspose(c, (3, 3), strides=(2, 2), padding=((1, 2), (1, 2)),
-                             name=f"up{i}", **kw)(y)
+                             name=f"up{i}", **nb)(y)
       else:
         y = jnp.repeat(jnp.repeat(y, 2, axis=1), 2, axis=2)
-        y = nn.Conv(c, (3, 3), padding=((1, 1), (1, 1)), name=f"up{i}", **kw)(y)
+        y = nn.Conv(c, (3, 3), padding=((1, 1), (1, 1)), name=f"up{i}", **nb)(y)
       y = nn.relu(instance_norm(y))
       if i == 0 and self.pyramid == "spap":
         from genattn_jax.layers.spap import SpatialPyramidAttentivePooling  # pylint: disable=g-import-not-at-top
@@ -150,11 +169,13 @@ class PatchDiscriminator(nn.Module):
     ndf: base width (64).
     atrous: widen the third conv with parallel stride-2 3x3 atrous convs.
     atrous_rates: their dilation rates ((3, 5, 7)).
+    norm_bias: biases on conv1..conv3 (each feeds an instance norm; see the module doc).
     dtype, param_dtype: computation and parameter dtypes.
   """
   ndf: int = 64
   atrous: bool = False
   atrous_rates: Sequence[int] = (3, 5, 7)
+  norm_bias: bool = False
   dtype: Optional[jnp.dtype] = None
   param_dtype: jnp.dtype = jnp.float32
 
@@ -163,27 +184,35 @@ class PatchDiscriminator(nn.Module):
     """Scores every 70x70 patch.
 
     Args:
-      x: [B, H, W, C] float32 images in [-1, 1] (H, W >= 32).
+      x: [B, H, W, C] float32 images in [-1, 1] (H, W >= 24: one patch at least).
 
     Returns:
       [B, H / 8 - 2, W / 8 - 2, 1] float32 logits (30x30 at 256x256).
+
+    Raises:
+      ValueError: `x` is not NHWC, or H or W < 24 (the patch map would be empty and every
+        loss over it a NaN mean with zero gradients).
     """
-    _checks.check_nhwc(x, "x")
+    _, h_in, w_in, _ = _checks.check_nhwc(x, "x")
+    if min(h_in, w_in) < MIN_PATCH_INPUT:
+      raise ValueError(f"`x` is {h_in}x{w_in}: the PatchGAN discriminator needs H, W >= "
+                       f"{MIN_PATCH_INPUT} (its output is H / 8 - 2 patches per side).")
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+    nb = dict(use_bias=self.norm_bias, **kw)
     pad = ((1, 1), (1, 1))
     act = lambda t: nn.leaky_relu(t, 0.2)
     ndf = self.ndf
     h = act(nn.Conv(ndf, (4, 4), strides=(2, 2), padding=pad, name="conv0", **kw)(x))
     h = act(instance_norm(nn.Conv(2 * ndf, (4, 4), strides=(2, 2), padding=pad, name="conv1",
-                                  **kw)(h)))
+                                  **nb)(h)))
     if self.atrous:
       from genattn_jax.layers.spap import AtrousConvBlock  # pylint: disable=g-import-not-at-top
       h = AtrousConvBlock(features=4 * ndf, rates=tuple(self.atrous_rates), kernel_size=(4, 4),
-                          strides=(2, 2), name="atrous2", **kw)(h)
+                          strides=(2, 2), name="atrous2", **nb)(h)
     else:
-      h = nn.Conv(4 * ndf, (4, 4), strides=(2, 2), padding=pad, name="conv2", **kw)(h)
+      h = nn.Conv(4 * ndf, (4, 4), strides=(2, 2), padding=pad, name="conv2", **nb)(h)
     h = act(instance_norm(h))
-    h = act(instance_norm(nn.Conv(8 * ndf, (4, 4), padding=pad, name="conv3", **kw)(h)))
+    h = act(instance_norm(nn.Conv(8 * ndf, (4, 4), padding=pad, name="conv3", **nb)(h)))
     return nn.Conv(1, (4, 4), padding=pad, name="conv_out", **kw)(h).astype(jnp.float32)
 
 
@@ -302,6 +331,7 @@ def default_model_config(resolution: int = 256):
   c.d_atrous = False
   c.d_atrous_rates = [3, 5, 7]
   c.pool_size = 50
+  c.norm_bias = False  # True: the authors' biases before instance norm (see the module doc)
   c.bn_axis_name = ""  # set by the pmap backend; unused (instance norm is per example)
   c.dtype = ""
   c.param_dtype = "float32"
@@ -321,17 +351,22 @@ def build_cyclegan(cfg: dict) -> Tuple[GeneratorPair, DiscriminatorPair]:
                      f"{sorted(full)}.")
   full.update(cfg)
   _checks.check_divisible(full["resolution"], 8, "model.resolution", "8")
+  if full["resolution"] < MIN_PATCH_INPUT:
+    raise ValueError(f"`model.resolution` must be >= {MIN_PATCH_INPUT} (the PatchGAN "
+                     f"discriminator has no patch below it), got {full['resolution']}.")
   dtype = jnp.dtype(full["dtype"]) if full["dtype"] else None
   kw = dict(dtype=dtype, param_dtype=jnp.dtype(full["param_dtype"]))
 
   def gen():
     return ResnetGenerator(ngf=full["ngf"], n_blocks=full["n_blocks"], upsample=full["upsample"],
                            pyramid=full["pyramid"], pyramid_rates=tuple(full["pyramid_rates"]),
-                           spap_order=full["spap_order"], **kw)
+                           spap_order=full["spap_order"], norm_bias=bool(full["norm_bias"]),
+                           **kw)
 
   def disc():
     return PatchDiscriminator(ndf=full["ndf"], atrous=full["d_atrous"],
-                              atrous_rates=tuple(full["d_atrous_rates"]), **kw)
+                              atrous_rates=tuple(full["d_atrous_rates"]),
+                              norm_bias=bool(full["norm_bias"]), **kw)
 
   r = full["resolution"]
   g = GeneratorPair(ab=gen(), ba=gen())

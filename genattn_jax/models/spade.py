@@ -19,6 +19,15 @@ Layouts follow the official code (NVlabs/SPADE, `models/networks/generator.py`,
     shortcut x_s = conv_s(SPADE(x)) (1x1, no bias) where channels change; spectral norm on
     the three convs (official `norm_G='spectralspadesyncbatch3x3'`: synchronized, parameter-
     free batch norm inside SPADE, 128 hidden channels, 3x3 convs).
+  Biases whose only way to the image is a SPADE normalisation are dropped by default
+    (`block_bias=False`): conv_0's (its output goes only into norm_1), the input layer's
+    `fc` and conv_1's of every block but the last (their outputs reach the next
+    learned-shortcut block, whose norm_s and norm_0 see them, through identity shortcuts
+    only). Batch (or instance) norm subtracts any per-channel constant, so these biases
+    change nothing G computes and their true gradient is 0; the computed one is rounding
+    noise, which Adam (dividing by its scale) turns into lr-sized random steps that differ
+    with the summation order (8 devices vs 1). The official code has them (`nn.Conv2d`'s
+    default bias): `block_bias=True` gives its exact parameter layout.
   ConvEncoder(image) -> (mu, logvar) [B, z_dim]: image resized bilinearly to 256², six (five
     below 256 crop) stride-2 3x3 convs with spectral + instance norm, linear heads.
   MultiscaleDiscriminator(seg, image, train) -> list over `num_d` scales of the list of
@@ -67,12 +76,16 @@ class SPADEResBlock(nn.Module):
       C_in != features.
     spectral_norm: spectral norm on conv_0, conv_1, conv_s.
     spade_hidden: hidden channels of the SPADE layers (128).
+    bias_0, bias_1: biases on conv_0 / conv_1 (the official code has both; see the module
+      doc for why the generator drops those a SPADE norm removes).
     bn_axis_name: axis for synchronized batch norm (pmap), None under jit.
   """
   features: int
   spectral_norm: bool = True
   spade_hidden: int = 128
   spade_norm: str = "batch"
+  bias_0: bool = True
+  bias_1: bool = True
   bn_axis_name: Optional[str] = None
   dtype: Optional[Dtype] = None
   param_dtype: Dtype = jnp.float32
@@ -99,9 +112,9 @@ class SPADEResBlock(nn.Module):
           self._spade("norm_s")(x, seg, use_running_average=ura), update_stats=train)
     else:
       x_s = x
-    dx = self._conv(fmid, 3, "conv_0")(
+    dx = self._conv(fmid, 3, "conv_0", use_bias=self.bias_0)(
         lrelu(self._spade("norm_0")(x, seg, use_running_average=ura)), update_stats=train)
-    dx = self._conv(self.features, 3, "conv_1")(
+    dx = self._conv(self.features, 3, "conv_1", use_bias=self.bias_1)(
         lrelu(self._spade("norm_1")(dx, seg, use_running_average=ura)), update_stats=train)
     return x_s + dx
 
@@ -156,6 +169,9 @@ class SPADEGenerator(nn.Module):
     use_vae: style encoder + z input (paper Sec. 3.3 multi-modal synthesis).
     z_dim: style code size (256).
     spectral_norm, spade_hidden, bn_axis_name: see `SPADEResBlock`.
+    block_bias: keep the biases a SPADE norm removes (fc, every conv_0, conv_1 of all but
+      the last block; see the module doc). False (default) drops them; True = the official
+      code's parameter layout.
   """
   height: int
   width: int
@@ -166,6 +182,7 @@ class SPADEGenerator(nn.Module):
   spectral_norm: bool = True
   spade_hidden: int = 128
   spade_norm: str = "batch"
+  block_bias: bool = False
   bn_axis_name: Optional[str] = None
   dtype: Optional[Dtype] = None
   param_dtype: Dtype = jnp.float32
@@ -199,14 +216,17 @@ class SPADEGenerator(nn.Module):
         kl = kl_divergence(mu, logvar)
       elif z is None:
         z = jax.random.normal(self.make_rng("sampling"), (b, self.z_dim), jnp.float32)
-      x = nn.Dense(16 * nf * sh * sw, kernel_init=XAVIER_002, **common, name="fc")(z).reshape(b, sh, sw, 16 * nf)
+      x = nn.Dense(16 * nf * sh * sw, kernel_init=XAVIER_002, use_bias=self.block_bias,
+                   **common, name="fc")(z).reshape(b, sh, sw, 16 * nf)
     else:
-      x = nn.Conv(16 * nf, (3, 3), padding="SAME", kernel_init=XAVIER_002, **common, name="fc")(
-          nearest_resize(seg, (sh, sw)))
+      x = nn.Conv(16 * nf, (3, 3), padding="SAME", kernel_init=XAVIER_002,
+                  use_bias=self.block_bias, **common, name="fc")(nearest_resize(seg, (sh, sw)))
+    last = "up_4" if self.num_upsampling_layers == "most" else "up_3"
 
     def block(features, name):
       return SPADEResBlock(features, spectral_norm=self.spectral_norm,
                            spade_hidden=self.spade_hidden, spade_norm=self.spade_norm,
+                           bias_0=self.block_bias, bias_1=self.block_bias or name == last,
                            bn_axis_name=self.bn_axis_name, **common, name=name)
 
     x = block(16 * nf, "head_0")(x, seg, train)
@@ -314,8 +334,10 @@ def spade_model_config(resolution: int = 256):
 
   Fields: name 'spade'; image_size [H, W] (default [resolution, resolution]); ngf, ndf (64);
   num_upsampling_layers ('normal'); use_vae (False); z_dim (256); spade_hidden (128);
-  num_d (2); n_layers_d (4); g_spectral_norm, d_spectral_norm (True); bn_axis_name; dtype,
-  param_dtype; resolution (= H, kept for the shared config helpers).
+  num_d (2); n_layers_d (4); g_spectral_norm, d_spectral_norm (True); g_block_bias (False:
+  G's biases that a SPADE norm removes are dropped, True = the official layout; see the
+  module doc); bn_axis_name; dtype, param_dtype; resolution (= H, kept for the shared config
+  helpers).
   """
   import ml_collections  # pylint: disable=g-import-not-at-top
   c = ml_collections.ConfigDict()
@@ -332,6 +354,7 @@ def spade_model_config(resolution: int = 256):
   c.n_layers_d = 4
   c.g_spectral_norm = True
   c.d_spectral_norm = True
+  c.g_block_bias = False
   c.bn_axis_name = ""
   c.dtype = ""
   c.param_dtype = "float32"
@@ -349,7 +372,8 @@ def build_spade(cfg: dict, common: dict, axis: Optional[str]):
                        num_upsampling_layers=cfg["num_upsampling_layers"],
                        use_vae=bool(cfg["use_vae"]), z_dim=int(cfg["z_dim"]),
                        spectral_norm=bool(cfg["g_spectral_norm"]),
-                       spade_hidden=int(cfg["spade_hidden"]), bn_axis_name=axis, **common)
+                       spade_hidden=int(cfg["spade_hidden"]),
+                       block_bias=bool(cfg["g_block_bias"]), bn_axis_name=axis, **common)
   gen.bottom_size()  # validates the size now, naming the field
   disc = MultiscaleDiscriminator(ndf=int(cfg["ndf"]), n_layers=int(cfg["n_layers_d"]),
                                  num_d=int(cfg["num_d"]),

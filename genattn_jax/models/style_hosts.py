@@ -16,6 +16,8 @@ for `name` in `STYLE_HOSTS`. Model config fields:
   g_blocks, d_blocks: must stay empty (generic placements are not used by these hosts).
   style_mixing_prob, truncation_psi, truncation_cutoff, mapping_lr_mul: StyleGAN G only
     (0.9, 1.0, 8, 0.01).
+  const_bias: StyleGAN / MSG-StyleGAN G: bias on the constant input's layer (False; True =
+    the official layout; see `models/stylegan.py`).
   d_combine: MSG D's φ: 'simple', 'lin' or 'cat'. Defaults: 'lin' for MSG-StyleGAN (its G + D
     then count 49.14M parameters at 256², Table 2's 49.13M; 'cat' would give 59.3M, 'simple'
     49.19M), 'simple' for MSG-DCGAN.
@@ -57,6 +59,7 @@ def default_config(name: str, resolution: int):
   c.truncation_psi = 1.0
   c.truncation_cutoff = 8
   c.mapping_lr_mul = 0.01
+  c.const_bias = False
   c.d_combine = "lin" if name == "msg_stylegan" else "simple"
   c.mbstd_group = 4
   c.g_blocks = []  # unused by these hosts (kept so generic config checks can read it):
@@ -89,7 +92,8 @@ def build(full: dict, common: dict) -> Tuple[nn.Module, nn.Module]:
         resolution=r, z_dim=full["z_dim"], w_dim=full["z_dim"], width=full["g_width"],
         mapping_lr_mul=full["mapping_lr_mul"], style_mixing_prob=full["style_mixing_prob"],
         truncation_psi=full["truncation_psi"], truncation_cutoff=full["truncation_cutoff"],
-        attention=full["attention"], attention_kwargs=akw, axis_name=axis, **common)
+        attention=full["attention"], attention_kwargs=akw, const_bias=full["const_bias"],
+        axis_name=axis, **common)
   else:
     gen = msg.MSGDCGANGenerator(resolution=r, z_dim=full["z_dim"], width=full["g_width"],
                                 attention=full["attention"], attention_kwargs=akw,

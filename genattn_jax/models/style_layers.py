@@ -214,9 +214,11 @@ class NoiseInjection(nn.Module):
     if noise is None:
       if self.has_rng("sampling"):
         from genattn_jax._parallel import global_rows  # pylint: disable=g-import-not-at-top
-        gb = global_rows(b, self.axis_name)
-        noise = own_rows(jax.random.normal(self.make_rng("sampling"), (gb, h, w, 1)), b,
-                         self.axis_name)
+        # At init no pmap axis is bound (flax's BatchNorm skips its axis likewise): draw
+        # for the rows given; the values do not reach any initialised variable.
+        axis = None if self.is_initializing() else self.axis_name
+        noise = own_rows(jax.random.normal(self.make_rng("sampling"),
+                                           (global_rows(b, axis), h, w, 1)), b, axis)
       else:
         key = jax.random.PRNGKey(zlib.crc32((self.name or "noise").encode()) % (2**31))
         noise = jnp.broadcast_to(jax.random.normal(key, (1, h, w, 1)), (b, h, w, 1))

@@ -9,6 +9,14 @@ lr_mul=0.01) → LeakyReLU(0.2)) → w [B, 512], broadcast to one w per synthesi
 Synthesis network g: a learned constant [4, 4, 512] (ones at init); each resolution
 r = 4 … R has two layers (4²: the constant, then one 3×3 conv); every layer ends with the
 epilogue  noise (learned per-channel scale) → bias → LeakyReLU(0.2) → AdaIN(w_i).
+The constant's layer has no bias by default (`const_bias=False`; True = the official layout):
+a per-channel bias added to a learned per-position constant is redundant with it, and while
+the constant (ones at init) plus its noise stays positive, the LeakyReLU is the identity and
+AdaIN's instance norm subtracts the bias, so its true gradient is 0. The computed one is
+rounding noise, which Adam (β1 = 0) turns into ±lr steps that differ with the summation order
+(8 devices vs 1); through AdaIN of the nearly constant map (std ~1e-3 after one step, eps
+1e-8) those differences then reach every parameter (measured: 2e-3 on the bias, 2e-4 on the
+convs after 2 steps of the CIFAR test twin on 8 devices vs 1).
 Upsampling layers are nearest ×2 → 3×3 equalised conv → blur [1, 2, 1]² (the "blurred
 upsampling"). ToRGB is a 1×1 equalised conv of gain 1; output is linear (no tanh), nominally
 in [-1, 1]. Channels: 512 up to 32², then 256, 128, 64 (at 256²), times `width`.
@@ -27,8 +35,8 @@ r = R … 8: conv 3×3 → LeakyReLU → blur → conv 3×3 → 2×2 average poo
 nf(r) → nf(r/2)); at 4²: minibatch stddev (group 4, one map) → conv 3×3 → dense(nf(4)) →
 dense(1). All equalised-lr, no normalisation.
 
-Parameter count at 256² (width 1): G 26,083,395 + D 23,042,625 = 49,126,020, the LAP paper's
-49.13M (Table 2). With LAP: + 91,492 (Sec. 4.1: 79,588; Sec. 4.2: 11,904) = 49.22M (Table 4:
+Parameter count at 256² (width 1): G 26,082,883 + D 23,042,625 = 49,125,508 (G 26,083,395,
+total 49,126,020 with the official constant-layer bias), the LAP paper's 49.13M (Table 2). With LAP: + 91,492 (Sec. 4.1: 79,588; Sec. 4.2: 11,904) = 49.22M (Table 4:
 49.24M; Table 5 gives Sec. 4.1 as 95K where Eq. 1-2 with 3×3 kernels give us 80K, a gap the
 paper does not let us explain); with CBAM 49.35M (Table 4: 49.36M).
 
@@ -86,6 +94,7 @@ class SynthesisNetwork(nn.Module):
     width: channel multiplier of the official schedule.
     attention: '' / 'lap' / 'self_attention' / 'cbam' after every conv at 8² … R².
     attention_kwargs: extra block arguments.
+    const_bias: bias on the constant's layer (official: True; see the module doc).
     axis_name: pmap axis (noise is drawn for the global batch).
     dtype, param_dtype: computation / parameter dtypes.
   """
@@ -93,6 +102,7 @@ class SynthesisNetwork(nn.Module):
   width: float = 1.0
   attention: str = ""
   attention_kwargs: Any = None
+  const_bias: bool = False
   axis_name: Optional[str] = None
   dtype: Optional[jnp.dtype] = None
   param_dtype: jnp.dtype = jnp.float32
@@ -128,8 +138,9 @@ class SynthesisNetwork(nn.Module):
       i = layer[0]
       nz = None if noise is None else noise[i]
       h = sl.NoiseInjection(axis_name=self.axis_name, name=f"noise{i}", **kw)(h, nz)
-      bias = self.param(f"bias{i}", nn.initializers.zeros, (h.shape[-1],), self.param_dtype)
-      h = nn.leaky_relu(h + bias, 0.2)
+      if i or self.const_bias:
+        h = h + self.param(f"bias{i}", nn.initializers.zeros, (h.shape[-1],), self.param_dtype)
+      h = nn.leaky_relu(h, 0.2)
       h = sl.StyleModulation(name=f"style{i}", **kw)(h, ws[:, i])
       h = sl.attention_after_conv(h, self.attention, self.attention_kwargs, res, i % 2, **kw)
       layer[0] += 1
@@ -179,7 +190,7 @@ class StyleGANGenerator(nn.Module):
   ('ws') and, when mixing ran, 'mixing_z2' / 'mixing_cutoff' are recorded.
 
   Attributes:
-    resolution, width, attention, attention_kwargs: see `SynthesisNetwork`.
+    resolution, width, attention, attention_kwargs, const_bias: see `SynthesisNetwork`.
     z_dim, w_dim: 512, 512.
     mapping_layers: 8; mapping_lr_mul: 0.01.
     style_mixing_prob: 0.9 (0 = off).
@@ -201,6 +212,7 @@ class StyleGANGenerator(nn.Module):
   w_avg_decay: float = 0.995
   attention: str = ""
   attention_kwargs: Any = None
+  const_bias: bool = False
   axis_name: Optional[str] = None
   dtype: Optional[jnp.dtype] = None
   param_dtype: jnp.dtype = jnp.float32
@@ -235,7 +247,8 @@ class StyleGANGenerator(nn.Module):
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     synthesis = SynthesisNetwork(resolution=self.resolution, width=self.width,
                                  attention=self.attention, attention_kwargs=self.attention_kwargs,
-                                 axis_name=self.axis_name, name="synthesis", **kw)
+                                 const_bias=self.const_bias, axis_name=self.axis_name,
+                                 name="synthesis", **kw)
     mapping = MappingNetwork(num_layers=self.mapping_layers, w_dim=self.w_dim,
                              lr_mul=self.mapping_lr_mul, name="mapping", **kw)
     n = synthesis.num_layers()

@@ -70,3 +70,44 @@ def test_multiscale_discriminator_features():
                              rtol=1e-6, atol=1e-6)
   with pytest.raises(ValueError, match="differ"):
     d.apply(v, seg, jnp.zeros((2, 16, 64, 3)), train=False)
+
+
+def _bias_paths(params):
+  return {jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]
+          if jax.tree_util.keystr(p).endswith("['bias']")}
+
+
+def test_biases_a_spade_norm_removes_are_dropped_and_change_nothing():
+  h, w = 32, 64
+  seg = _seg(4, h, w)
+  kw = dict(height=h, width=w, ngf=2, spade_hidden=4)
+  official = spade.SPADEGenerator(block_bias=True, **kw)
+  v = jax.jit(lambda r: official.init({"params": r}, seg, train=False))(jax.random.PRNGKey(0))
+  default = jax.eval_shape(lambda: spade.SPADEGenerator(**kw).init(
+      {"params": jax.random.PRNGKey(0)}, seg, train=False))["params"]
+  dropped = _bias_paths(v["params"]) - _bias_paths(default)
+  blocks = ("head_0", "G_middle_0", "G_middle_1", "up_0", "up_1", "up_2", "up_3")
+  want = ({"['fc']['bias']"} | {f"['{b}']['conv_0']['conv']['bias']" for b in blocks} |
+          {f"['{b}']['conv_1']['conv']['bias']" for b in blocks[:-1]})
+  assert dropped == want
+  assert "['up_3']['conv_1']['conv']['bias']" in _bias_paths(default)  # feeds conv_img
+  most = jax.eval_shape(lambda: spade.SPADEGenerator(height=128, width=128, ngf=2, spade_hidden=4,
+                                                     num_upsampling_layers="most").init(
+      {"params": jax.random.PRNGKey(0)}, _seg(1, 128, 128), train=False))["params"]
+  assert "bias" not in most["up_3"]["conv_1"]["conv"] and "bias" in most["up_4"]["conv_1"]["conv"]
+  # Train mode (batch statistics): moving every dropped bias by 0.01 (100 lr-sized steps)
+  # leaves the image unchanged up to rounding (measured 1.6e-7), moving the kept
+  # up_3.conv_1 bias as much does not (4.0e-4). Flax's batch norm computes E[x²] - E[x]², so
+  # much larger moves would cost precision there, not change the function.
+  apply = jax.jit(lambda v: official.apply(v, seg, train=True, mutable=["batch_stats"])[0][0])
+  rs = np.random.RandomState(0)
+
+  def move(paths):
+    return jax.tree_util.tree_map_with_path(
+        lambda p, x: x + 0.01 * rs.randn(*x.shape).astype(np.float32)
+        if jax.tree_util.keystr(p)[len("['params']"):] in paths else x, v)
+
+  base = np.asarray(apply(v))
+  np.testing.assert_allclose(np.asarray(apply(move(want))), base, atol=1e-6)
+  kept = np.asarray(apply(move({"['up_3']['conv_1']['conv']['bias']"})))
+  assert np.abs(kept - base).max() > 1e-4

@@ -77,6 +77,35 @@ def test_noise_injection():
   np.testing.assert_array_equal(e1, e2)
 
 
+def test_noise_injection_initialises_with_an_unbound_pmap_axis():
+  x = jnp.ones((2, 4, 4, 3))
+  layer = sl.NoiseInjection(axis_name="batch")  # the pmap backend's model, built outside pmap
+  params = layer.init({"params": jax.random.PRNGKey(0), "sampling": jax.random.PRNGKey(1)},
+                      x)["params"]
+  np.testing.assert_array_equal(params["weight"], np.zeros(3))
+
+
+def test_constant_layer_bias_is_official_option_and_redundant():
+  cfg = models.default_model_config("stylegan", 8)
+  cfg.g_width, cfg.z_dim, cfg.style_mixing_prob = 1 / 32, 16, 0.0
+  z = jax.random.normal(jax.random.PRNGKey(0), (4, 16))
+  rngs = {"params": jax.random.PRNGKey(1), "sampling": jax.random.PRNGKey(2)}
+  gen, _ = models.build_gan(cfg)
+  syn = jax.eval_shape(lambda: gen.init(rngs, z, train=False))["params"]["synthesis"]
+  assert "bias0" not in syn and "bias1" in syn
+  cfg.const_bias = True
+  official, _ = models.build_gan(cfg)
+  v = official.init(rngs, z, train=False)
+  assert v["params"]["synthesis"]["bias0"].shape == (syn["const"].shape[-1],)
+  # The constant (ones) + zero-weighted noise + bias stays positive, so LeakyReLU is the
+  # identity and AdaIN's instance norm removes the bias: moving it changes nothing.
+  run = lambda v: official.apply(v, z, rngs={"sampling": jax.random.PRNGKey(3)},
+                                 mutable=["batch_stats"])[0]
+  moved = jax.tree_util.tree_map_with_path(
+      lambda p, a: a + 0.5 if jax.tree_util.keystr(p).endswith("['bias0']") else a, v)
+  np.testing.assert_allclose(run(moved), run(v), atol=1e-5)
+
+
 def test_style_modulation_is_adain():
   rng = np.random.default_rng(6)
   x, w = rng.normal(size=(2, 4, 4, 3)).astype(np.float32), rng.normal(size=(2, 5)).astype(np.float32)

@@ -48,12 +48,21 @@ def single_device():
   return _run("jit", jax.devices()[:1])
 
 
-@pytest.mark.xfail(run=False, reason=(
-    "known defect, open in issue 12: jit on 8 devices differs from 1 beyond 1e-5 (suspected: "
-    "AdaIN's 1e-8 eps on the learned constant gives ~2.5e4 gradients that amplify rounding), "
-    "and the pmap case initialises with the pmap generator (unbound axis 'batch' at init)"))
-@pytest.mark.parametrize("backend", ["jit", "pmap"])
+@pytest.mark.parametrize("backend", [
+    "jit",
+    pytest.param("pmap", marks=pytest.mark.xfail(run=False, reason=(
+        "known gap, open in issue 12: with the constant-layer bias gone and init fixed, pmap "
+        "still differs from 1 device in 3 of 2,304 elements of synthesis/conv8/kernel (max "
+        "6.3e-5 after 2 steps; jit: all within 3.0e-6); not yet shown to be reassociation "
+        "(Adam-normalised steps of near-zero gradients summed per device, then pmean)"))),
+])
 def test_stylegan_lap_eight_devices_equal_one(single_device, backend):
+  """Also initialises with the backend's generator (pmap: axis 'batch', unbound at init).
+
+  With the official constant-layer bias (`model.const_bias=True`) jit differed by 2.0e-3
+  (the bias: true gradient 0, ±lr Adam steps from rounding noise) and 2.2e-4 elsewhere after
+  2 steps; without it the largest gap is 3.0e-6 (D), 1.2e-7 (G).
+  """
   assert jax.device_count() == 8
   ref_state, ref_metrics = single_device
   state, metrics = _run(backend, jax.devices())
