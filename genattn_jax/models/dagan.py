@@ -46,6 +46,18 @@ def trunk_kernel_init(scheme: str, gain: float):
   return kw.get("kernel_init", nn.initializers.lecun_normal())
 
 
+def spade_trunk(host: nn.Module, **extra) -> spade_lib.SPADEGenerator:
+  """The SPADE generator named 'spade' inside a DAGAN / LGGAN generator `host`, from the
+  host's SPADE fields (height, width, ngf, num_upsampling_layers, spectral_norm,
+  spade_hidden, bn_axis_name, init_scheme, init_gain, dtype, param_dtype) and `extra`."""
+  return spade_lib.SPADEGenerator(
+      height=host.height, width=host.width, ngf=host.ngf,
+      num_upsampling_layers=host.num_upsampling_layers, spectral_norm=host.spectral_norm,
+      spade_hidden=host.spade_hidden, bn_axis_name=host.bn_axis_name,
+      kernel_init=trunk_kernel_init(host.init_scheme, host.init_gain), dtype=host.dtype,
+      param_dtype=host.param_dtype, name="spade", **extra)
+
+
 class DAGANGenerator(nn.Module):
   """SPADE generator + DAGAN's SAM / CAM head (see module doc).
 
@@ -80,13 +92,7 @@ class DAGANGenerator(nn.Module):
 
   @nn.nowrap
   def trunk(self) -> spade_lib.SPADEGenerator:
-    return spade_lib.SPADEGenerator(
-        height=self.height, width=self.width, ngf=self.ngf,
-        num_upsampling_layers=self.num_upsampling_layers, use_vae=self.use_vae,
-        z_dim=self.z_dim, spectral_norm=self.spectral_norm, spade_hidden=self.spade_hidden,
-        bn_axis_name=self.bn_axis_name,
-        kernel_init=trunk_kernel_init(self.init_scheme, self.init_gain), dtype=self.dtype,
-        param_dtype=self.param_dtype, name="spade")
+    return spade_trunk(self, use_vae=self.use_vae, z_dim=self.z_dim)
 
   @nn.compact
   def __call__(self, seg, z=None, image=None, train: bool = True):

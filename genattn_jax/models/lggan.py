@@ -39,7 +39,7 @@ from genattn_jax import _checks
 from genattn_jax.layers import norms
 from genattn_jax.models import lggan_heads
 from genattn_jax.models import spade as spade_lib
-from genattn_jax.models.dagan import INIT_SCHEMES, trunk_kernel_init
+from genattn_jax.models.dagan import INIT_SCHEMES, spade_trunk
 
 Dtype = Any
 GLOBAL_INPUTS = ("encoder", "label")
@@ -104,12 +104,7 @@ class LGGANGenerator(nn.Module):
 
   @nn.nowrap
   def trunk(self) -> spade_lib.SPADEGenerator:
-    return spade_lib.SPADEGenerator(
-        height=self.height, width=self.width, ngf=self.ngf,
-        num_upsampling_layers=self.num_upsampling_layers, spectral_norm=self.spectral_norm,
-        spade_hidden=self.spade_hidden, bn_axis_name=self.bn_axis_name,
-        kernel_init=trunk_kernel_init(self.init_scheme, self.init_gain), dtype=self.dtype,
-        param_dtype=self.param_dtype, name="spade")
+    return spade_trunk(self)
 
   @nn.nowrap
   def widths(self) -> Sequence[int]:

@@ -13,6 +13,7 @@ import pytest
 from configs import pairs_demo_dagan, pairs_demo_lggan
 from genattn_jax import models
 from genattn_jax.training import parallel, state as state_lib, tasks, trainer
+from tests.training import test_semantic
 
 SHARED_PAIRS = os.path.join(os.environ.get("GENATTN_SHARED_DATA", os.path.join(
     os.path.dirname(__file__), "..", "..", "..", "shared", "data")), "pairs", "cityscapes")
@@ -122,25 +123,14 @@ def test_lggan_losses_count_only_present_classes(tmp_path):
 @pytest.mark.parametrize("module", [pairs_demo_dagan, pairs_demo_lggan],
                          ids=["dagan", "lggan"])
 def test_one_step_on_shared_pairs_changes_params(tmp_path, module):
-  c = _config(tmp_path, module)
-  assert os.path.isdir(c.data.source), f"shared Cityscapes pairs missing at {c.data.source}"
-  c.training.num_steps = 1
-  out = trainer.train_and_evaluate(c, str(tmp_path / "run"))
-  g, d, _ = trainer.build(c)
-  init = state_lib.create_gan_state(c, g, d, jax.random.PRNGKey(c.seed))
-  final = out["final_state"]
-  assert int(final.step) == 1
-  for a, b in ((init.g_params, final.g_params), (init.d_params, final.d_params)):
-    moved = jax.tree_util.tree_map(lambda x, y: float(np.abs(np.asarray(x) - y).max()), a, b)
-    assert max(jax.tree_util.tree_leaves(moved)) > 1e-6
+  out, init, final = test_semantic.one_step(_config(tmp_path, module), tmp_path / "run")
   keys = ["g_adv_loss", "g_feat_loss", "g_vgg_loss", "d_loss"]
   if module is pairs_demo_lggan:
     keys += ["g_l1_local_loss", "g_class_loss"]
-    # the head's new parameters moved too (the local branch and G_w get gradients)
-    for part in ("encoder", "head"):
-      moved = jax.tree_util.tree_map(lambda x, y: float(np.abs(np.asarray(x) - y).max()),
-                                     init.g_params[part], final.g_params[part])
-      assert max(jax.tree_util.tree_leaves(moved)) > 1e-6, part
+    for part in ("encoder", "head"):  # the shared encoder, local branch and G_w learn too
+      assert test_semantic.max_change(init.g_params[part], final.g_params[part]) > 1e-6, part
+  else:
+    assert test_semantic.max_change(init.g_params["head"], final.g_params["head"]) > 1e-6
   for k in keys:
     assert np.isfinite(out[k]) and out[k] > 0, k
 
@@ -173,9 +163,11 @@ def _run_parallel(tmp_path, module, backend_name, devices):
 @pytest.mark.parametrize("module", [pairs_demo_dagan, pairs_demo_lggan],
                          ids=["dagan", "lggan"])
 @pytest.mark.xfail(run=False, reason=(
-    "same known defect as tests/training/test_semantic.py::test_eight_devices_equal_one (issue "
-    "10): G's conv biases that feed a SPADE normalisation have a true gradient of 0, and Adam "
-    "turns their rounding noise into lr-sized steps that differ between 8 devices and 1"))
+    "expected to fail like tests/training/test_semantic.py::test_eight_devices_equal_one (issue "
+    "10): the SPADE trunk's conv biases that feed a SPADE normalisation have a true gradient of "
+    "0, and Adam turns their rounding noise into lr-sized steps that differ between 8 devices "
+    "and 1 (2.4e-5 for SPADE). Not run in issue 11's session (CPU budget): gap not measured "
+    "for DAGAN / LGGAN; remove run=False once the SPADE cause is fixed"))
 def test_eight_devices_equal_one(tmp_path, module):
   assert jax.device_count() == 8
   ref, ref_m = _run_parallel(tmp_path / "one", module, "jit", jax.devices()[:1])

@@ -224,7 +224,7 @@ class SemanticTask(Task):
 
   def _lggan_terms(self, loss, aux, out, batch, real):
     """Adds LGGAN's Eq. 2 (class-masked L1) and Eq. 5 (classification) terms."""
-    from genattn_jax.layers import lggan  # pylint: disable=g-import-not-at-top
+    from genattn_jax.layers import lggan, lggan_fusion  # pylint: disable=g-import-not-at-top
     m = int(self.config.model.get("max_local_classes", 0)) or None
     if self.lambda_l1_local:
       l1 = lggan.class_masked_l1(real, out["class_images"], batch["label"], self.num_labels,
@@ -234,7 +234,7 @@ class SemanticTask(Task):
     if self.lambda_class and "class_logits" in out:
       masks = lggan.label_masks(batch["label"], self.num_labels, max_local_classes=m)
       present = (jnp.sum(masks, axis=(1, 2)) > 0).astype(jnp.float32)  # [b, K']
-      ce = lggan.class_cross_entropy(out["class_logits"])  # [b, K']
+      ce = lggan_fusion.class_cross_entropy(out["class_logits"])  # [b, K']
       # Mean over the present (sample, class) pairs of the GLOBAL batch: this device's sum
       # over the global count, times the device count, so the pmean of the gradients is the
       # gradient of the global mean (per-device means would weight devices unequally).
