@@ -132,7 +132,9 @@ def test_one_step_on_shared_pairs_changes_params(tmp_path, module):
   else:
     assert test_semantic.max_change(init.g_params["head"], final.g_params["head"]) > 1e-6
   for k in keys:
-    assert np.isfinite(out[k]) and out[k] > 0, k
+    assert np.isfinite(out[k]), k
+    if k != "g_adv_loss":  # hinge G loss -E[D(fake)] may have either sign
+      assert out[k] > 0, k
 
 
 STEPS = 2
