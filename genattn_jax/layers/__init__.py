@@ -24,8 +24,8 @@ from genattn_jax.layers.dagan import (ChannelAttentionModule, DualAttention,
                                       SpatialAttentionModule)
 from genattn_jax.layers.lap import (ChannelSeparatedTransform, LAPBlock, LocalAttentionPyramid,
                                     lap_levels_for_resolution, patch_instance_norm)
-from genattn_jax.layers.lggan import (AttentionFusion, ClassSpecificLocalGeneration,
-                                      SemanticClassificationModule, class_masked_l1)
+from genattn_jax.layers.lggan import ClassSpecificLocalGeneration, class_masked_l1
+from genattn_jax.layers.lggan_fusion import AttentionFusion, SemanticClassificationModule
 from genattn_jax.layers.norms import (SPADE, AdaIN, ConditionalBatchNorm, InstanceNorm, PixelNorm,
                                       SpectralConv, SpectralConvTranspose, SpectralDense)
 from genattn_jax.layers.self_attention import MemoryEfficientSelfAttention, SelfAttention

@@ -7,7 +7,8 @@
   * `stylegan`, `msg` (hosts wired up in `style_hosts`): StyleGAN, MSG-StyleGAN and
     MSG-DCGAN, the LAP paper's hosts ('stylegan', 'msg_stylegan', 'msg_dcgan').
   * `spade`: SPADE / GauGAN label map → image (Park et al. 2019; the host of DAGAN and
-    LGGAN), with its own call contract (see `models/spade.py`).
+    LGGAN), with its own call contract (see `models/spade.py`); `dagan` and `lggan`: the
+    DAGAN and LGGAN generators on that host (`models/dagan.py`, `models/lggan.py`).
   * `placement`: inserting LAP / SPAP / ASPP / AN / self-attention / CBAM
     blocks after chosen stages, from config lists.
 
@@ -39,7 +40,7 @@ from genattn_jax.models import style_hosts
 from genattn_jax.models.spade import (MultiscaleDiscriminator, SPADEGenerator, build_spade,
                                       spade_model_config)
 
-MODEL_NAMES: Tuple[str, ...] = (("sndcgan", "resnet", "cyclegan", "spade")
+MODEL_NAMES: Tuple[str, ...] = (("sndcgan", "resnet", "cyclegan", "spade", "dagan", "lggan")
                                 + style_hosts.STYLE_HOSTS)
 
 __all__ = [
@@ -117,6 +118,10 @@ def model_defaults(name: str = "sndcgan", resolution: int = 32) -> Dict[str, Any
     host_defaults = style_hosts.default_config(name, resolution)
   elif name == "spade":
     host_defaults = spade_model_config(resolution)
+  elif name in ("dagan", "lggan"):
+    from genattn_jax.models import dagan, lggan  # pylint: disable=g-import-not-at-top
+    host_defaults = (dagan.dagan_model_config if name == "dagan" else lggan.lggan_model_config)(
+        resolution)
   elif name == "cyclegan":
     from genattn_jax.models import cyclegan  # pylint: disable=g-import-not-at-top
     host_defaults = cyclegan.default_model_config(resolution)
@@ -196,6 +201,10 @@ def build_gan(config: Any) -> Tuple[nn.Module, nn.Module]:
     return style_hosts.build(full, common)
   if full["name"] == "spade":
     return build_spade(full, common, full["bn_axis_name"] or None)
+  if full["name"] in ("dagan", "lggan"):
+    from genattn_jax.models import dagan, lggan  # pylint: disable=g-import-not-at-top
+    return (dagan.build_dagan if full["name"] == "dagan" else lggan.build_lggan)(
+        full, common, full["bn_axis_name"] or None)
   common["remat_blocks"] = bool(full["remat_blocks"])
   g_blocks = normalize_placements(full["g_blocks"], "g_blocks")
   d_blocks = normalize_placements(full["d_blocks"], "d_blocks")

@@ -32,6 +32,7 @@ import jax.numpy as jnp
 
 from genattn_jax import _checks
 from genattn_jax.layers import lggan
+from genattn_jax.layers import lggan_fusion
 from genattn_jax.layers.dagan import init_kwargs
 
 Array = jax.Array
@@ -299,13 +300,13 @@ class LGGANHead(nn.Module):
         **common)(feats, labels)
     out.update(local=local, class_images=class_images)
     if self.use_class_loss:
-      loss, logits = lggan.SemanticClassificationModule(
+      loss, logits = lggan_fusion.SemanticClassificationModule(
           num_classes=self.num_classes, max_local_classes=self.max_local_classes,
           pooling=self.class_pooling, init_scheme=self.init_scheme, init_gain=self.init_gain,
           dtype=self.dtype, param_dtype=self.param_dtype, name="classification")(feats, labels)
       out.update(class_loss=loss, class_logits=logits)
     if self.use_weight_map:
-      fused, weights = lggan.AttentionFusion(
+      fused, weights = lggan_fusion.AttentionFusion(
           hidden_features=self.weight_features, conv_transpose=self.conv_transpose,
           name="weight_map", **common)(x_encode, global_image, local, return_weights=True)
       out.update(image=fused, weights=weights)

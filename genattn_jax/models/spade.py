@@ -87,18 +87,19 @@ class SPADEResBlock(nn.Module):
   bias_0: bool = True
   bias_1: bool = True
   bn_axis_name: Optional[str] = None
+  kernel_init: Any = XAVIER_002
   dtype: Optional[Dtype] = None
   param_dtype: Dtype = jnp.float32
 
   def _conv(self, features, kernel, name, use_bias=True):
     kw = dict(features=features, kernel_size=(kernel, kernel), padding="SAME",
               use_bias=use_bias, dtype=self.dtype, param_dtype=self.param_dtype,
-              kernel_init=XAVIER_002, name=name)
+              kernel_init=self.kernel_init, name=name)
     return SpectralConv(**kw) if self.spectral_norm else nn.Conv(**kw)
 
   def _spade(self, name):
     return SPADE(hidden_features=self.spade_hidden, norm=self.spade_norm,
-                 conv=functools.partial(nn.Conv, kernel_init=XAVIER_002),
+                 conv=functools.partial(nn.Conv, kernel_init=self.kernel_init),
                  axis_name=self.bn_axis_name, dtype=self.dtype, param_dtype=self.param_dtype,
                  name=name)
 
@@ -172,6 +173,8 @@ class SPADEGenerator(nn.Module):
     block_bias: keep the biases a SPADE norm removes (fc, every conv_0, conv_1 of all but
       the last block; see the module doc). False (default) drops them; True = the official
       code's parameter layout.
+    kernel_init: initialiser of every conv / linear kernel of G's trunk (biases are zero;
+      the VAE encoder keeps `XAVIER_002`): the official xavier-normal gain 0.02 by default.
   """
   height: int
   width: int
@@ -184,6 +187,7 @@ class SPADEGenerator(nn.Module):
   spade_norm: str = "batch"
   block_bias: bool = False
   bn_axis_name: Optional[str] = None
+  kernel_init: Any = XAVIER_002
   dtype: Optional[Dtype] = None
   param_dtype: Dtype = jnp.float32
 
@@ -196,9 +200,19 @@ class SPADEGenerator(nn.Module):
     return self.height // f, self.width // f
 
   @nn.compact
-  def __call__(self, seg, z=None, image=None, train: bool = True):
+  def __call__(self, seg, z=None, image=None, train: bool = True, fc_input=None,
+               return_features: bool = False):
     """seg: [B, H, W, S] float one-hot ⊕ edge; z: [B, z_dim] or None; image: [B, H, W, 3]
-    in [-1, 1] for the encoder (use_vae only). Returns (fake [B, H, W, 3], kl scalar)."""
+    in [-1, 1] for the encoder (use_vae only). Returns (fake [B, H, W, 3], kl scalar).
+
+    Hosting options (DAGAN, LGGAN): `fc_input` [B, h, w, C] float replaces the downsampled
+    label map as the input of the first conv 'fc' (resized nearest to the bottom size;
+    LGGAN feeds its shared encoder's deepest map there; not with `use_vae`). With
+    `return_features` the output layer is not built and ((last, earlier), kl) is returned:
+    `last` [B, H, W, ngf] is the last residual block's output (before LeakyReLU and
+    'conv_img') and `earlier` that block's input ([B, H, W, 2·ngf], after the last ×2
+    upsampling), the two maps DAGAN's attention head takes.
+    """
     b, h, w, _ = _checks.check_nhwc(seg, "seg")
     if (h, w) != (self.height, self.width):
       raise ValueError(f"`seg` is {h}x{w}; the generator was built for "
@@ -207,6 +221,9 @@ class SPADEGenerator(nn.Module):
     nf = self.ngf
     common = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     kl = jnp.zeros((), jnp.float32)
+    if self.use_vae and fc_input is not None:
+      raise ValueError("`fc_input` replaces the label-map input; it cannot be combined with "
+                       "`use_vae` (whose input is the style code).")
     if self.use_vae:
       if image is not None:
         mu, logvar = ConvEncoder(ndf=nf, z_dim=self.z_dim, crop_size=max(h, w), **common,
@@ -216,18 +233,23 @@ class SPADEGenerator(nn.Module):
         kl = kl_divergence(mu, logvar)
       elif z is None:
         z = jax.random.normal(self.make_rng("sampling"), (b, self.z_dim), jnp.float32)
-      x = nn.Dense(16 * nf * sh * sw, kernel_init=XAVIER_002, use_bias=self.block_bias,
+      x = nn.Dense(16 * nf * sh * sw, kernel_init=self.kernel_init, use_bias=self.block_bias,
                    **common, name="fc")(z).reshape(b, sh, sw, 16 * nf)
     else:
-      x = nn.Conv(16 * nf, (3, 3), padding="SAME", kernel_init=XAVIER_002,
-                  use_bias=self.block_bias, **common, name="fc")(nearest_resize(seg, (sh, sw)))
+      src = seg
+      if fc_input is not None:
+        _checks.check_nhwc(fc_input, "fc_input")
+        src = fc_input
+      x = nn.Conv(16 * nf, (3, 3), padding="SAME", kernel_init=self.kernel_init,
+                  use_bias=self.block_bias, **common, name="fc")(nearest_resize(src, (sh, sw)))
     last = "up_4" if self.num_upsampling_layers == "most" else "up_3"
 
     def block(features, name):
       return SPADEResBlock(features, spectral_norm=self.spectral_norm,
                            spade_hidden=self.spade_hidden, spade_norm=self.spade_norm,
                            bias_0=self.block_bias, bias_1=self.block_bias or name == last,
-                           bn_axis_name=self.bn_axis_name, **common, name=name)
+                           bn_axis_name=self.bn_axis_name, kernel_init=self.kernel_init,
+                           **common, name=name)
 
     x = block(16 * nf, "head_0")(x, seg, train)
     x = upsample2x(x)
@@ -235,13 +257,16 @@ class SPADEGenerator(nn.Module):
     if self.num_upsampling_layers in ("more", "most"):
       x = upsample2x(x)
     x = block(16 * nf, "G_middle_1")(x, seg, train)
-    for i, m in enumerate((8, 4, 2, 1)):
-      x = upsample2x(x)
-      x = block(m * nf, f"up_{i}")(x, seg, train)
+    ups = [(m * nf, f"up_{i}") for i, m in enumerate((8, 4, 2, 1))]
     if self.num_upsampling_layers == "most":
-      x = upsample2x(x)
-      x = block(nf // 2, "up_4")(x, seg, train)
-    x = nn.Conv(3, (3, 3), padding="SAME", kernel_init=XAVIER_002, **common,
+      ups.append((nf // 2, "up_4"))
+    earlier = x
+    for features, name in ups:
+      earlier = upsample2x(x)
+      x = block(features, name)(earlier, seg, train)
+    if return_features:
+      return (x, earlier), kl
+    x = nn.Conv(3, (3, 3), padding="SAME", kernel_init=self.kernel_init, **common,
                 name="conv_img")(lrelu(x))
     return jnp.tanh(x), kl
 
@@ -375,7 +400,11 @@ def build_spade(cfg: dict, common: dict, axis: Optional[str]):
                        spade_hidden=int(cfg["spade_hidden"]),
                        block_bias=bool(cfg["g_block_bias"]), bn_axis_name=axis, **common)
   gen.bottom_size()  # validates the size now, naming the field
-  disc = MultiscaleDiscriminator(ndf=int(cfg["ndf"]), n_layers=int(cfg["n_layers_d"]),
+  return gen, build_spade_discriminator(cfg, common)
+
+
+def build_spade_discriminator(cfg: dict, common: dict) -> MultiscaleDiscriminator:
+  """SPADE's multi-scale PatchGAN from the model config dict (also DAGAN's and LGGAN's D)."""
+  return MultiscaleDiscriminator(ndf=int(cfg["ndf"]), n_layers=int(cfg["n_layers_d"]),
                                  num_d=int(cfg["num_d"]),
                                  spectral_norm=bool(cfg["d_spectral_norm"]), **common)
-  return gen, disc

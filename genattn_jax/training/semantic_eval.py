@@ -32,6 +32,7 @@ from genattn_jax.losses import perceptual
 from genattn_jax.metrics import image_similarity
 from genattn_jax.metrics import segmentation
 from genattn_jax.training import evaluation
+from genattn_jax.training.tasks import semantic
 
 
 def _import(spec: str):
@@ -51,10 +52,10 @@ class SemanticEvaluator:
 
     @jax.jit
     def sample(params, g_state, seg, image, rng):
-      fake, _ = generator.apply({"params": params, **g_state}, seg,
-                                image=image if task.use_vae else None, train=False,
-                                rngs={"sampling": rng})
-      return fake
+      out, _ = generator.apply({"params": params, **g_state}, seg,
+                               image=image if task.use_vae else None, train=False,
+                               rngs={"sampling": rng})
+      return semantic.final_image(out)  # LGGAN: the final (fused) image
 
     self._sample = sample
 

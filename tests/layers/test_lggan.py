@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from genattn_jax.layers import lggan
+from genattn_jax.layers import lggan_fusion
 from tests.layers._util import np_conv, np_normal, np_random_init
 
 K = 4  # classes
@@ -212,7 +213,7 @@ class SemanticClassificationTest(chex.TestCase):
   def test_matches_numpy(self, pooling, batch, h, w, top):
     features, labels = _inputs(4, batch, h, w, absent=1)
     kwargs = {} if pooling is None else {"pooling": pooling}
-    module = lggan.SemanticClassificationModule(num_classes=K, max_local_classes=top, **kwargs)
+    module = lggan_fusion.SemanticClassificationModule(num_classes=K, max_local_classes=top, **kwargs)
     pooling = pooling or "global"  # Eq. 5 as the authors' code computes it
     params = np_random_init(module, features, labels)["params"]
     loss, logits = self.variant(
@@ -244,20 +245,20 @@ class SemanticClassificationTest(chex.TestCase):
     present = np.ones((2, K), bool)
     present[0, 1] = False
     present[1, 3] = False
-    loss = lggan.filtered_class_cross_entropy(logits, present)
+    loss = lggan_fusion.filtered_class_cross_entropy(logits, present)
     garbage = logits.copy()
     garbage[0, 1] = rng.normal(size=K) * 100.0
     garbage[1, 3] = rng.normal(size=K) * 100.0
-    np.testing.assert_allclose(lggan.filtered_class_cross_entropy(garbage, present), loss,
+    np.testing.assert_allclose(lggan_fusion.filtered_class_cross_entropy(garbage, present), loss,
                                rtol=1e-6)
     changed = logits.copy()
     changed[0, 2] += rng.normal(size=K) * 10.0  # a present class does count
-    assert abs(float(lggan.filtered_class_cross_entropy(changed, present)) - float(loss)) > 1e-3
-    assert float(lggan.filtered_class_cross_entropy(logits, np.zeros((2, K)))) == 0.0
+    assert abs(float(lggan_fusion.filtered_class_cross_entropy(changed, present)) - float(loss)) > 1e-3
+    assert float(lggan_fusion.filtered_class_cross_entropy(logits, np.zeros((2, K)))) == 0.0
 
   def test_gradients_finite(self):
     features, labels = _inputs(5, 3, 8, 12, absent=2)
-    module = lggan.SemanticClassificationModule(num_classes=K)
+    module = lggan_fusion.SemanticClassificationModule(num_classes=K)
     params = np_random_init(module, features, labels)["params"]
     grads = jax.jit(jax.grad(lambda p, f: module.apply({"params": p}, f, labels)[0],
                              argnums=(0, 1)))(params, features)
@@ -269,7 +270,7 @@ class SemanticClassificationTest(chex.TestCase):
   )
   def test_bad_input(self, make, message):
     features, labels = _inputs(6, 2, 8, 8)
-    module = lggan.SemanticClassificationModule(num_classes=K)
+    module = lggan_fusion.SemanticClassificationModule(num_classes=K)
     with pytest.raises(ValueError, match=message):
       module.init(jax.random.PRNGKey(0), make(features), labels)
 
@@ -314,15 +315,15 @@ class ClassMaskedL1Test(parameterized.TestCase):
     np.testing.assert_allclose(float(l1(target, class_images, labels_wo, present_only=True)),
                                ref, rtol=1e-5)
     # Eq. 5: removing the class changes the loss; the absent row does not count.
-    module = lggan.SemanticClassificationModule(num_classes=K)
+    module = lggan_fusion.SemanticClassificationModule(num_classes=K)
     params = np_random_init(module, features, labels)["params"]
     apply = jax.jit(module.apply)
     loss_all, logits_all = apply({"params": params}, features, labels)
     loss_wo, logits_wo = apply({"params": params}, features, labels_wo)
     assert abs(float(loss_all) - float(loss_wo)) > 1e-4
-    ref_wo = lggan.filtered_class_cross_entropy(logits_wo, np.asarray(present))
+    ref_wo = lggan_fusion.filtered_class_cross_entropy(logits_wo, np.asarray(present))
     np.testing.assert_allclose(float(loss_wo), float(ref_wo), rtol=1e-6)
-    ref_all = lggan.filtered_class_cross_entropy(logits_all, np.ones((2, K), bool))
+    ref_all = lggan_fusion.filtered_class_cross_entropy(logits_all, np.ones((2, K), bool))
     np.testing.assert_allclose(float(loss_all), float(ref_all), rtol=1e-6)
 
   def test_bad_shapes(self):
@@ -344,7 +345,7 @@ class AttentionFusionTest(chex.TestCase):
     features = np_normal(3, (batch, h, w, 5))
     global_image = _uniform(4, (batch, 4 * h, 4 * w, 3))
     local_image = _uniform(5, (batch, 4 * h, 4 * w, 3))
-    module = lggan.AttentionFusion(hidden_features=(6, 4))
+    module = lggan_fusion.AttentionFusion(hidden_features=(6, 4))
     params = np_random_init(module, features, global_image, local_image)["params"]
     fused, weights = self.variant(functools.partial(module.apply, return_weights=True))(
         {"params": params}, features, global_image, local_image)
@@ -363,7 +364,7 @@ class AttentionFusionTest(chex.TestCase):
     features = np_normal(8, (2, 3, 4, 5))
     global_image = _uniform(9, (2, 12, 16, 3))
     local_image = _uniform(10, (2, 12, 16, 3))
-    module = lggan.AttentionFusion(hidden_features=(6, 4))
+    module = lggan_fusion.AttentionFusion(hidden_features=(6, 4))
     params = np_random_init(module, features, global_image, local_image, seed=4)["params"]
     apply = jax.jit(functools.partial(module.apply, return_weights=True))
 
@@ -413,7 +414,7 @@ class AttentionFusionTest(chex.TestCase):
   def test_gradients_finite_and_bfloat16(self):
     features = np_normal(6, (3, 4, 6, 5))
     images = _uniform(7, (2, 3, 8, 12, 3))
-    module = lggan.AttentionFusion(hidden_features=(4,))
+    module = lggan_fusion.AttentionFusion(hidden_features=(4,))
     params = np_random_init(module, features, images[0], images[1])["params"]
     grads = jax.jit(jax.grad(lambda p: jnp.mean(
         module.apply({"params": p}, features, images[0], images[1]) ** 2)))(params)
@@ -435,7 +436,7 @@ class AttentionFusionTest(chex.TestCase):
       ("image_rank", (2, 2, 3, 5), (8, 12, 3), (8, 12, 3), "`global_image` must have rank 4"),
   )
   def test_bad_input(self, f_shape, g_shape, l_shape, message):
-    module = lggan.AttentionFusion(hidden_features=(4, 4))
+    module = lggan_fusion.AttentionFusion(hidden_features=(4, 4))
     with pytest.raises(ValueError, match=message):
       module.init(jax.random.PRNGKey(0), jnp.zeros(f_shape), jnp.zeros(g_shape),
                   jnp.zeros(l_shape))

@@ -25,18 +25,29 @@ def _config(tmp_path, **task):
   return c
 
 
-def test_one_step_on_shared_pairs_changes_params(tmp_path):
-  c = _config(tmp_path)
+def max_change(a, b) -> float:
+  """Largest absolute difference between two parameter trees."""
+  moved = jax.tree_util.tree_map(lambda x, y: float(np.abs(np.asarray(x) - y).max()), a, b)
+  return max(jax.tree_util.tree_leaves(moved))
+
+
+def one_step(c, workdir):
+  """One trainer step of config `c` (on the shared pairs): (metrics, initial, final state);
+  asserts that G's and D's parameters moved."""
   assert os.path.isdir(c.data.source), f"shared Cityscapes pairs missing at {c.data.source}"
   c.training.num_steps = 1
-  out = trainer.train_and_evaluate(c, str(tmp_path / "run"))
+  out = trainer.train_and_evaluate(c, str(workdir))
   g, d, _ = trainer.build(c)
   init = state_lib.create_gan_state(c, g, d, jax.random.PRNGKey(c.seed))
   final = out["final_state"]
   assert int(final.step) == 1
-  for a, b in ((init.g_params, final.g_params), (init.d_params, final.d_params)):
-    moved = jax.tree_util.tree_map(lambda x, y: float(np.abs(np.asarray(x) - y).max()), a, b)
-    assert max(jax.tree_util.tree_leaves(moved)) > 1e-6
+  assert max_change(init.g_params, final.g_params) > 1e-6
+  assert max_change(init.d_params, final.d_params) > 1e-6
+  return out, init, final
+
+
+def test_one_step_on_shared_pairs_changes_params(tmp_path):
+  out, _, _ = one_step(_config(tmp_path), tmp_path / "run")
   for k in ("g_adv_loss", "g_feat_loss", "g_vgg_loss", "d_loss"):
     assert np.isfinite(out[k]), k
   assert out["g_vgg_loss"] > 0 and out["g_feat_loss"] > 0

@@ -16,12 +16,26 @@ D (multi-scale PatchGAN) sees seg ⊕ image. Losses as the official `Pix2PixMode
      + `task.lambda_kld` (0.05) · KL of the style encoder (`model.use_vae` only).
 Only 'hinge' (`training.loss`) is SPADE's default; other `training.loss` names apply per scale.
 
+DAGAN (`model.name` 'dagan') trains with exactly these losses (dagan paper Eq. 10: λ_cgan 1,
+λ_f 10, λ_p 10). LGGAN (`model.name` 'lggan') returns a dict of outputs (`models/lggan.py`);
+then (lggan paper Sec. 3.2):
+  * the adversarial, feature-matching and perceptual terms are applied to each of the final
+    image I^C, the global I^G and the local I^L (S1: the final image only), weighted by
+    `task.output_loss_weights` (1, 1, 1), and D plays one game per output: its loss is
+    Σ_outputs weight · (real term + fake term), so D sees all three;
+  * + `task.lambda_l1_local` (1) · the class-masked L1 of Eq. 2 (`layers.lggan.class_masked_l1`,
+    every class branch as Eq. 2 and the authors' code; `task.l1_present_only` counts only the
+    classes present in each sample);
+  * + `task.lambda_class` (1) · the classification loss of Eq. 5 over the classes present
+    (cross-entropy averaged over the present (sample, class) pairs of the global batch).
+  The paper gives no weights for Eq. 2 and Eq. 5; 1 is this library's reading.
+
 Evaluation (`training/semantic_eval.py`): G (`task.eval_ema`: EMA or raw params) synthesises the
 `eval.split` photos from their label maps; FID against those photos, PSNR, SSIM and LPIPS per
 pair, and mIoU / accuracy when a segmentation network is configured (`eval.segmenter`).
 """
 
-from typing import Dict
+from typing import Dict, List, Tuple
 
 import flax.linen as nn
 import jax
@@ -40,6 +54,21 @@ def semantic_input(label: jax.Array, edge: jax.Array, num_labels: int,
   if use_instance:
     seg = jnp.concatenate([seg, edge[..., None].astype(jnp.float32)], axis=-1)
   return seg
+
+
+def final_image(out) -> jax.Array:
+  """G's image from a generator output: the array itself, or LGGAN's dict's 'image'."""
+  return out["image"] if isinstance(out, dict) else out
+
+
+def output_images(out) -> List[Tuple[str, jax.Array]]:
+  """(name, image) of every output the GAN losses apply to: one plain image, or LGGAN's final,
+  global and local images (the final only when there is no local branch, LGGAN S1)."""
+  if not isinstance(out, dict):
+    return [("image", out)]
+  if "local" not in out:
+    return [("image", out["image"])]
+  return [(k, out[k]) for k in ("image", "global", "local")]
 
 
 def load_vgg(task_config):
@@ -77,6 +106,13 @@ class SemanticTask(Task):
     self.lambda_kld = float(t.get("lambda_kld", 0.05))
     self.vgg_normalize = t.get("vgg_normalize", "none")
     self.vgg_downsample = int(t.get("vgg_downsample", 1))
+    self.output_loss_weights = [float(v) for v in t.get("output_loss_weights", (1.0, 1.0, 1.0))]
+    if len(self.output_loss_weights) != 3:
+      raise ValueError("`task.output_loss_weights` must hold 3 weights (final, global, local), "
+                       f"got {self.output_loss_weights}.")
+    self.lambda_l1_local = float(t.get("lambda_l1_local", 1.0))
+    self.lambda_class = float(t.get("lambda_class", 1.0))
+    self.l1_present_only = bool(t.get("l1_present_only", False))
     self._vgg = None
     self._evaluator = None
 
@@ -105,52 +141,77 @@ class SemanticTask(Task):
                                        image if self.use_vae else None, rng=rng)
     return fake, kl, g_state
 
+  def _apply_d_each(self, d_params, d_state, seg, images, rng):
+    """D on each of `images` in one call (stacked along the batch): (outputs per image,
+    new D state). D has no batch statistics, so this equals one call per image."""
+    if len(images) == 1:
+      out, d_state = self.apply_d(d_params, d_state, seg, images[0], rng=rng)
+      return [out], d_state
+    m, b = len(images), images[0].shape[0]
+    out, d_state = self.apply_d(d_params, d_state, jnp.concatenate([seg] * m),
+                                jnp.concatenate(images), rng=rng)
+    return [jax.tree_util.tree_map(lambda x, i=i: x[i * b:(i + 1) * b], out)
+            for i in range(m)], d_state
+
   def d_loss(self, d_params, st, batch, rng, d_index):
     real, seg = batch["image"], self.seg(batch)
     g_rng, d_rng, gp_rng = jax.random.split(rng, 3)
-    fake, _, _ = self._generate(st.g_params, st.g_state, seg, real, g_rng)
-    fake = jax.lax.stop_gradient(fake)
+    out, _, _ = self._generate(st.g_params, st.g_state, seg, real, g_rng)
+    fakes = [jax.lax.stop_gradient(f) for _, f in output_images(out)]
     real_out, d_state = self.apply_d(d_params, st.d_state, seg, real, rng=d_rng)
-    fake_out, d_state = self.apply_d(d_params, d_state, seg, fake, rng=d_rng)
+    fake_outs, d_state = self._apply_d_each(d_params, d_state, seg, fakes, d_rng)
     n = len(real_out)
     # SPADE's GANLoss on a list: the per-scale losses averaged (for hinge the real and fake
     # terms separate, so this equals averaging each over the scales as the official code does).
-    loss = sum(self.d_adv_loss(r[-1], f[-1]) for r, f in zip(real_out, fake_out)) / n
+    # LGGAN: one such game per output (final, global, local), weighted.
+    loss = sum(w * sum(self.d_adv_loss(r[-1], f[-1]) for r, f in zip(real_out, fake_out)) / n
+               for w, fake_out in zip(self.output_loss_weights, fake_outs))
     aux = {"d_adv_loss": loss,
            "d_real": sum(r[-1].mean() for r in real_out) / n,
-           "d_fake": sum(f[-1].mean() for f in fake_out) / n}
+           "d_fake": sum(f[-1].mean() for f in fake_outs[0]) / n}
     d_fn = lambda x: jnp.concatenate(  # pylint: disable=g-long-lambda
         [o[-1].reshape(o[-1].shape[0], -1) for o in
          self.apply_d(d_params, st.d_state, seg, x, rng=d_rng)[0]], axis=1).mean(axis=1)
-    loss = self.regularize_d(loss, aux, d_fn, real, fake, d_index, gp_rng)
+    loss = self.regularize_d(loss, aux, d_fn, real, fakes[0], d_index, gp_rng)
     aux["d_loss"] = loss
     return loss, aux, d_state
+
+  def _perceptual(self, fake, real):
+    params, arch = self.vgg
+    if self.vgg_downsample > 1:  # CPU-budget option (default 1 = SPADE's full resolution)
+      k = (self.vgg_downsample,) * 2
+      fake, real = nn.avg_pool(fake, k, strides=k), nn.avg_pool(real, k, strides=k)
+    return perceptual.vgg_perceptual_loss(params, fake, real, arch=arch,
+                                          normalize=self.vgg_normalize)
 
   def g_loss(self, g_params, st, batch, rng):
     real, seg = batch["image"], self.seg(batch)
     g_rng, d_rng = jax.random.split(rng)
-    fake, kl, g_state = self._generate(g_params, st.g_state, seg, real, g_rng)
-    fake_out, _ = self.apply_d(st.d_params, st.d_state, seg, fake, rng=d_rng)
+    out, kl, g_state = self._generate(g_params, st.g_state, seg, real, g_rng)
+    named = output_images(out)
+    fake_outs, _ = self._apply_d_each(st.d_params, st.d_state, seg, [f for _, f in named],
+                                      d_rng)
     real_out, _ = self.apply_d(st.d_params, st.d_state, seg, real, rng=d_rng)
-    n = len(fake_out)
-    adv = sum(self.g_adv_loss(f[-1], r[-1] if self.relativistic else None)
-              for f, r in zip(fake_out, real_out)) / n
-    aux = {"g_adv_loss": adv}
-    loss = adv
+    n = len(real_out)
+    aux, loss = {}, jnp.zeros((), jnp.float32)
+    adv = fm = vgg = jnp.zeros((), jnp.float32)
+    for w, (_, fake), fake_out in zip(self.output_loss_weights, named, fake_outs):
+      adv = adv + w * sum(self.g_adv_loss(f[-1], r[-1] if self.relativistic else None)
+                          for f, r in zip(fake_out, real_out)) / n
+      if self.lambda_feat:
+        fm = fm + w * perceptual.feature_matching_loss(fake_out, real_out)
+      if self.lambda_vgg:
+        vgg = vgg + w * self._perceptual(fake, real)
+    aux["g_adv_loss"] = adv
+    loss = loss + adv
     if self.lambda_feat:
-      fm = perceptual.feature_matching_loss(fake_out, real_out)
       loss = loss + self.lambda_feat * fm
       aux["g_feat_loss"] = fm
     if self.lambda_vgg:
-      params, arch = self.vgg
-      f, r = fake, real
-      if self.vgg_downsample > 1:  # CPU-budget option (default 1 = SPADE's full resolution)
-        k = (self.vgg_downsample,) * 2
-        f, r = nn.avg_pool(f, k, strides=k), nn.avg_pool(r, k, strides=k)
-      vgg = perceptual.vgg_perceptual_loss(params, f, r, arch=arch,
-                                           normalize=self.vgg_normalize)
       loss = loss + self.lambda_vgg * vgg
       aux["g_vgg_loss"] = vgg
+    if isinstance(out, dict) and "class_images" in out:
+      loss = self._lggan_terms(loss, aux, out, batch, real)
     if self.use_vae:
       # Official KLDLoss sums over the batch. Written as (this device's mean) · global batch,
       # so the pmean of the gradients equals the gradient of the global-batch sum.
@@ -160,6 +221,31 @@ class SemanticTask(Task):
     loss = self.regularize_g(loss, aux, g_params)
     aux["g_loss"] = loss
     return loss, aux, g_state
+
+  def _lggan_terms(self, loss, aux, out, batch, real):
+    """Adds LGGAN's Eq. 2 (class-masked L1) and Eq. 5 (classification) terms."""
+    from genattn_jax.layers import lggan, lggan_fusion  # pylint: disable=g-import-not-at-top
+    m = int(self.config.model.get("max_local_classes", 0)) or None
+    if self.lambda_l1_local:
+      l1 = lggan.class_masked_l1(real, out["class_images"], batch["label"], self.num_labels,
+                                 m, present_only=self.l1_present_only)
+      loss = loss + self.lambda_l1_local * l1
+      aux["g_l1_local_loss"] = l1
+    if self.lambda_class and "class_logits" in out:
+      masks = lggan.label_masks(batch["label"], self.num_labels, max_local_classes=m)
+      present = (jnp.sum(masks, axis=(1, 2)) > 0).astype(jnp.float32)  # [b, K']
+      ce = lggan_fusion.class_cross_entropy(out["class_logits"])  # [b, K']
+      # Mean over the present (sample, class) pairs of the GLOBAL batch: this device's sum
+      # over the global count, times the device count, so the pmean of the gradients is the
+      # gradient of the global mean (per-device means would weight devices unequally).
+      total, count, n_dev = jnp.sum(ce * present), jnp.sum(present), 1.0
+      if self.axis_name is not None:
+        count = jax.lax.psum(count, self.axis_name)
+        n_dev = jax.lax.psum(1.0, self.axis_name)
+      cls = total / jnp.maximum(count, 1.0) * n_dev
+      loss = loss + self.lambda_class * cls
+      aux["g_class_loss"] = cls
+    return loss
 
   # ------------------------------------------------------------------------ data / eval ----
 
