@@ -8,13 +8,12 @@ if "--xla_force_host_platform_device_count" not in os.environ["XLA_FLAGS"]:
   os.environ["XLA_FLAGS"] += " --xla_force_host_platform_device_count=8"
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # Tests run tiny models, so XLA:CPU compile time dominates the suite, not execution. LLVM's
-# expensive optimisation passes are skipped here (with it, the two tests below pass as they do
-# without it: LLVM does not reassociate float math without fast-math flags). LLVM optimisation
-# level 0 was
-# faster still (tests/training/test_step.py: 369 s -> 246 s with both flags, 2-core CPU) but
-# changed float results beyond 1e-5 (tests/layers/test_lap.py wide-only case) and turned the
-# StyleGAN+LAP 8-vs-1 run to NaN, so it is not used. Subprocesses started by tests inherit the
-# flag through the environment. GENATTN_TEST_FULL_XLA_OPT=1 compiles with XLA's defaults.
+# expensive optimisation passes are skipped here; LLVM does not reassociate float math without
+# fast-math flags, and the LAP wide-only and StyleGAN+LAP 8-vs-1 tests pass with it as without.
+# LLVM optimisation level 0 was faster still (tests/training/test_step.py: 369 s -> 246 s with
+# both flags, 2-core CPU) but changed float results beyond 1e-5 (that LAP test) and turned that
+# StyleGAN+LAP run to NaN, so it is not used. Subprocesses started by tests inherit the flag
+# through the environment. GENATTN_TEST_FULL_XLA_OPT=1 compiles with XLA's defaults.
 _FAST_COMPILE_FLAGS = ("--xla_llvm_disable_expensive_passes=true",)
 if os.environ.get("GENATTN_TEST_FULL_XLA_OPT") != "1":
   for _flag in _FAST_COMPILE_FLAGS:
