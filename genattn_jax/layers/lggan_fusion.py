@@ -53,7 +53,8 @@ def class_cross_entropy(logits: Array) -> Array:
   return optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), targets)
 
 
-def filtered_class_cross_entropy(logits: Array, present: Array) -> Array:
+def filtered_class_cross_entropy(logits: Array, present: Array,
+                                 axis_name: Optional[str] = None) -> Array:
   """Cross-entropy of Eq. 5 with void (absent) classes filtered out.
 
   Row k of `logits[b]` is the prediction made from class k's features; its
@@ -62,9 +63,15 @@ def filtered_class_cross_entropy(logits: Array, present: Array) -> Array:
   `sum(present * CE) / max(sum(present), 1)`, as the official code normalises
   it (the paper's Eq. 5 writes the plain sum); it is 0 when no class counts.
 
+  With `axis_name` (a pmap / shard_map axis over which the batch is split) the mean is over
+  the counted rows of the global batch: this device's sum over the global count, times the
+  device count, so that the mean of the per-device gradients is the gradient of the global
+  mean (per-device means would weight devices by their own counts).
+
   Args:
     logits: [B, K, K] float classification scores.
     present: [B, K] bool/0-1 indicator `H` of valid (present) classes.
+    axis_name: batch axis to normalise over (None: this array is the whole batch).
 
   Returns:
     Scalar float32 loss, >= 0.
@@ -79,7 +86,11 @@ def filtered_class_cross_entropy(logits: Array, present: Array) -> Array:
   if tuple(np.shape(present)) != (b, k):
     raise ValueError(f"`present` must be [B, K] = {(b, k)}, got shape {tuple(np.shape(present))}.")
   weight = jnp.asarray(present, jnp.float32)
-  return jnp.sum(class_cross_entropy(logits) * weight) / jnp.maximum(jnp.sum(weight), 1.0)
+  total, count, n_dev = jnp.sum(class_cross_entropy(logits) * weight), jnp.sum(weight), 1.0
+  if axis_name is not None:
+    count = jax.lax.psum(count, axis_name)
+    n_dev = jax.lax.psum(1.0, axis_name)
+  return total / jnp.maximum(count, 1.0) * n_dev
 
 
 class SemanticClassificationModule(nn.Module):

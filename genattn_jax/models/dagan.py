@@ -31,6 +31,24 @@ from genattn_jax.models import spade as spade_lib
 
 Dtype = Any
 INIT_SCHEMES = dagan_layers.INITS
+SN_SCOPES = ("code", "all")
+
+
+def added_layer_convs(sn_scope: str):
+  """(conv, conv_transpose) constructors for the layers DAGAN / LGGAN add to SPADE.
+
+  'code': plain convs, as the authors' code (spectral norm only in SPADE's residual blocks
+  and in D); 'all': spectral norm on them too (the papers' text: "Spectral Norm to all the
+  layers in both the generator and discriminator", LGGAN Sec. 4.1). LGGAN's per-class convs
+  are plain in both (stacked parameters, see `ClassSpecificLocalGeneration`).
+
+  Raises:
+    ValueError: for another scope.
+  """
+  _checks.check_in(sn_scope, SN_SCOPES, "sn_scope")
+  if sn_scope == "all":
+    return norms.SpectralConv, norms.SpectralConvTranspose
+  return nn.Conv, nn.ConvTranspose
 
 
 def trunk_kernel_init(scheme: str, gain: float):
@@ -69,7 +87,7 @@ class DAGANGenerator(nn.Module):
     use_sam: SAM on the last map (Table 4 rows B2, B5, B6).
     cam_variant: None, 'I' (Eq. 8) or 'II' (Eq. 9).
     sn_scope: 'code' (plain head convs, as the authors' code) or 'all' (spectral norm on
-      the head's convs too, the papers' text; `models.lggan.added_layer_convs`).
+      the head's convs too, the papers' text; `added_layer_convs`).
     init_scheme: 'spade' (xavier-normal gain `init_gain`, zero bias: the authors' code,
       default) or 'default' (Flax's initialisers), for the trunk and the head.
     init_gain: xavier gain (0.02).
@@ -111,10 +129,7 @@ class DAGANGenerator(nn.Module):
     if self.cam_variant is not None:
       _checks.check_in(self.cam_variant, dagan_layers.CAM_VARIANTS, "cam_variant")
     (last, earlier), kl = self.trunk()(seg, z, image, train, return_features=True)
-    conv = nn.Conv
-    if self.sn_scope != "code":
-      _checks.check_in(self.sn_scope, ("code", "all"), "sn_scope")
-      conv = norms.SpectralConv
+    conv, _ = added_layer_convs(self.sn_scope)
     fake = dagan_heads.DAGANHead(
         use_sam=self.use_sam, cam_variant=self.cam_variant, conv=conv,
         init_scheme=self.init_scheme,

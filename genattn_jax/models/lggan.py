@@ -36,31 +36,13 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from genattn_jax import _checks
-from genattn_jax.layers import norms
 from genattn_jax.models import lggan_heads
 from genattn_jax.models import spade as spade_lib
-from genattn_jax.models.dagan import INIT_SCHEMES, spade_trunk
+from genattn_jax.models.dagan import (INIT_SCHEMES, SN_SCOPES, added_layer_convs,
+                                      spade_trunk)
 
 Dtype = Any
 GLOBAL_INPUTS = ("encoder", "label")
-SN_SCOPES = ("code", "all")
-
-
-def added_layer_convs(sn_scope: str):
-  """(conv, conv_transpose) constructors for the layers DAGAN / LGGAN add to SPADE.
-
-  'code': plain convs, as the authors' code (spectral norm only in SPADE's residual blocks
-  and in D); 'all': spectral norm on them too (the papers' text: "Spectral Norm to all the
-  layers in both the generator and discriminator", LGGAN Sec. 4.1). LGGAN's per-class convs
-  are plain in both (stacked parameters, see `ClassSpecificLocalGeneration`).
-
-  Raises:
-    ValueError: for another scope.
-  """
-  _checks.check_in(sn_scope, SN_SCOPES, "sn_scope")
-  if sn_scope == "all":
-    return norms.SpectralConv, norms.SpectralConvTranspose
-  return nn.Conv, nn.ConvTranspose
 
 
 class LGGANGenerator(nn.Module):
@@ -75,7 +57,7 @@ class LGGANGenerator(nn.Module):
       label map; S1, then no encoder is built when the local branch is off too).
     use_local, fusion, use_class_loss, use_weight_map, class_pooling, max_local_classes,
       class_chunk_size, remat, num_res_blocks: as `models.lggan_heads.LGGANHead`.
-    sn_scope: 'code' or 'all' (`added_layer_convs`).
+    sn_scope: 'code' or 'all' (`models.dagan.added_layer_convs`).
     init_scheme, init_gain: 'spade' xavier-normal gain 0.02 (default) or 'default'.
     dtype, param_dtype: computation / parameter dtypes.
   """

@@ -256,6 +256,20 @@ class SemanticClassificationTest(chex.TestCase):
     assert abs(float(lggan_fusion.filtered_class_cross_entropy(changed, present)) - float(loss)) > 1e-3
     assert float(lggan_fusion.filtered_class_cross_entropy(logits, np.zeros((2, K)))) == 0.0
 
+  def test_axis_name_averages_over_the_global_batch(self):
+    # Two devices with unequal counts of present classes: the pmean of the per-device values
+    # is the mean over the global batch's present rows (not the mean of per-device means).
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(4, K, K)).astype(np.float32)
+    present = np.ones((4, K), bool)
+    present[:2, 1:] = False  # device 0 counts 2 rows, device 1 counts 2 * K
+    per_device = jax.pmap(
+        lambda l, p: jax.lax.pmean(lggan_fusion.filtered_class_cross_entropy(l, p, "d"), "d"),
+        axis_name="d", devices=jax.devices()[:2])(logits.reshape(2, 2, K, K),
+                                                   present.reshape(2, 2, K))
+    want = lggan_fusion.filtered_class_cross_entropy(logits, present)
+    np.testing.assert_allclose(np.asarray(per_device), [want, want], rtol=1e-5)
+
   def test_gradients_finite(self):
     features, labels = _inputs(5, 3, 8, 12, absent=2)
     module = lggan_fusion.SemanticClassificationModule(num_classes=K)

@@ -233,16 +233,10 @@ class SemanticTask(Task):
       aux["g_l1_local_loss"] = l1
     if self.lambda_class and "class_logits" in out:
       masks = lggan.label_masks(batch["label"], self.num_labels, max_local_classes=m)
-      present = (jnp.sum(masks, axis=(1, 2)) > 0).astype(jnp.float32)  # [b, K']
-      ce = lggan_fusion.class_cross_entropy(out["class_logits"])  # [b, K']
-      # Mean over the present (sample, class) pairs of the GLOBAL batch: this device's sum
-      # over the global count, times the device count, so the pmean of the gradients is the
-      # gradient of the global mean (per-device means would weight devices unequally).
-      total, count, n_dev = jnp.sum(ce * present), jnp.sum(present), 1.0
-      if self.axis_name is not None:
-        count = jax.lax.psum(count, self.axis_name)
-        n_dev = jax.lax.psum(1.0, self.axis_name)
-      cls = total / jnp.maximum(count, 1.0) * n_dev
+      present = jnp.sum(masks, axis=(1, 2)) > 0  # [b, K']
+      # Mean over the present (sample, class) pairs of the global batch.
+      cls = lggan_fusion.filtered_class_cross_entropy(out["class_logits"], present,
+                                                      axis_name=self.axis_name)
       loss = loss + self.lambda_class * cls
       aux["g_class_loss"] = cls
     return loss
