@@ -18,7 +18,7 @@ def base_config(model_name: str = "sndcgan", resolution: int = 32) -> ml_collect
     training:   batch_size (global, per D update), num_steps (G updates), n_critic, loss,
                 r1_gamma, r1_interval, gp_weight, ortho_weight (AN's Eq. 1 on G), ema_decay,
                 ema_warmup_steps.
-    optimizer:  Adam g_lr, d_lr, b1, b2, grad_clip (TTUR when g_lr != d_lr).
+    optimizer:  Adam g_lr, d_lr, b1, b2, eps, grad_clip (TTUR when g_lr != d_lr).
     parallel:   backend 'jit' (Mesh + NamedSharding) or 'pmap'; distributed (multi-host
                 `jax.distributed.initialize()`) with coordinator_address, num_processes,
                 process_id, cpu_collectives (see `parallel.initialize_distributed`).
@@ -68,6 +68,7 @@ def base_config(model_name: str = "sndcgan", resolution: int = 32) -> ml_collect
   c.optimizer.d_lr = 2e-4
   c.optimizer.b1 = 0.0
   c.optimizer.b2 = 0.999
+  c.optimizer.eps = 1e-8   # Adam's offset, as optax / torch.optim.Adam
   c.optimizer.grad_clip = 0.0
 
   c.task = ml_collections.ConfigDict()

@@ -38,7 +38,8 @@ def make_optimizers(config) -> Tuple[optax.GradientTransformation, optax.Gradien
   """Adam for G and D with the config's TTUR learning rates and betas.
 
   Fields: `optimizer.g_lr`, `optimizer.d_lr`, `optimizer.b1`, `optimizer.b2`,
-  optional `optimizer.grad_clip` (global norm, 0 = off), optional learning-rate decay
+  optional `optimizer.eps` (Adam's denominator offset, default 1e-8 as in optax and
+  `torch.optim.Adam`), optional `optimizer.grad_clip` (global norm, 0 = off), optional learning-rate decay
   (`optimizer.lr_decay` or `optimizer.decay_start`, see `lr_schedule`) and optional
   `optimizer.delayed_update` (see `delayed_update`).
   """
@@ -47,7 +48,8 @@ def make_optimizers(config) -> Tuple[optax.GradientTransformation, optax.Gradien
   total = int(config.training.get("num_steps", 0))
 
   def adam(lr, updates_per_step):
-    tx = optax.adam(lr_schedule(lr, opt, updates_per_step, total), b1=opt.b1, b2=opt.b2)
+    tx = optax.adam(lr_schedule(lr, opt, updates_per_step, total), b1=opt.b1, b2=opt.b2,
+                    eps=float(opt.get("eps", 1e-8)))
     if opt.get("grad_clip", 0.0):
       tx = optax.chain(optax.clip_by_global_norm(opt.grad_clip), tx)
     return tx

@@ -63,6 +63,9 @@ def validate_config(config, device_count: Optional[int] = None) -> None:
   for field in ("optimizer.b1", "optimizer.b2"):
     b = _get(config, field, 0.0)
     need(isinstance(b, (int, float)) and 0.0 <= b < 1.0, field, "an Adam beta in [0, 1)")
+  eps = _get(config, "optimizer.eps", 1e-8)
+  need(isinstance(eps, (int, float)) and not isinstance(eps, bool) and math.isfinite(eps)
+       and eps > 0, "optimizer.eps", "Adam's offset, a finite number > 0")
   need((_get(config, "optimizer.grad_clip", 0.0) or 0.0) >= 0, "optimizer.grad_clip",
        ">= 0 (0 = off)")
 

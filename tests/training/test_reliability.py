@@ -235,6 +235,7 @@ def test_only_process_zero_takes_the_lock(tmp_path, monkeypatch):
     ("optimizer.g_lr", -2e-4, r"config\.optimizer\.g_lr` = -0\.0002: expected a finite "
                               r"learning rate > 0"),
     ("optimizer.d_lr", 0.0, r"config\.optimizer\.d_lr"),
+    ("optimizer.eps", 0.0, r"config\.optimizer\.eps` = 0\.0: expected Adam's offset"),
     ("training.n_critic", 0, r"config\.training\.n_critic` = 0: expected an integer >= 1"),
     ("model.resolution", 16, r"config\.model\.resolution` = 16 and `config\.data\.image_size` "
                              r"= 32 differ"),

@@ -69,7 +69,7 @@ def _reference(config, state, batches):
   opt = config.optimizer
 
   def adam(lr):
-    tx = optax.adam(lr, b1=opt.b1, b2=opt.b2)
+    tx = optax.adam(lr, b1=opt.b1, b2=opt.b2, eps=opt.eps)
     return optax.chain(optax.clip_by_global_norm(opt.grad_clip), tx) if opt.grad_clip else tx
 
   g_tx, d_tx = adam(opt.g_lr), adam(opt.d_lr)
@@ -128,6 +128,21 @@ def test_optimisers_match_hand_built_optax(grad_clip):
     unclipped = _config(grad_clip=0.0)
     plain_g, plain_d = _reference(unclipped, init, batches)
     assert np.abs(plain_d["w"] - want_d["w"]).max() > 1e-4
+
+
+def test_adam_eps_reaches_both_optimisers():
+  # optimizer.eps (default 1e-8, as optax / torch) is Adam's offset for G and D alike; a large
+  # one shrinks every step measurably, so a dropped field would show.
+  config = _config()
+  config.optimizer.eps = 0.05
+  batches = _batches(config.training.n_critic)
+  init, final = _run(config, ConstGenerator(), LinearCritic(), batches)
+  want_g, want_d = _reference(config, init, batches)
+  np.testing.assert_allclose(final.g_params["b"], want_g["b"], rtol=2e-5, atol=1e-6)
+  np.testing.assert_allclose(final.d_params["w"], want_d["w"], rtol=2e-5, atol=1e-6)
+  default_g, default_d = _reference(_config(), init, batches)
+  assert np.abs(default_g["b"] - want_g["b"]).max() > 1e-3
+  assert np.abs(default_d["w"] - want_d["w"]).max() > 1e-4
 
 
 def test_swapped_learning_rates_would_be_caught():
