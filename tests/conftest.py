@@ -25,7 +25,11 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 import jax  # noqa: E402  (after XLA_FLAGS)
 import pytest  # noqa: E402
 
-_cache = os.environ.get("JAX_COMPILATION_CACHE_DIR", str(REPO_ROOT / ".cache" / "jax"))
+# The persistent compilation cache, shared by the xdist workers and by the subprocesses that
+# tests start (eval.py, train.py, multi-process workers): they inherit it via the environment,
+# so an executable compiled once (e.g. the Inception at the tests' batch size) is reused.
+_cache = os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(REPO_ROOT / ".cache" / "jax"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 jax.config.update("jax_compilation_cache_dir", _cache)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
