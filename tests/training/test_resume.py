@@ -75,8 +75,6 @@ def _run_and_kill(config_path: pathlib.Path, workdir: pathlib.Path, log_path: pa
   env = dict(os.environ)
   env["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
   env["JAX_PLATFORMS"] = "cpu"
-  env["JAX_COMPILATION_CACHE_DIR"] = str(jax.config.jax_compilation_cache_dir)
-  env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.5"
   cmd = [sys.executable, "train.py", f"--config={config_path}", f"--workdir={workdir}",
          "--config.training.num_steps=100000"]
   marker = workdir / "checkpoints" / str(KILL_AFTER)
