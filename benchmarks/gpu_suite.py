@@ -5,7 +5,8 @@ out-of-memory error or a timeout loses one section only, device-memory peaks bel
 measurement, and JAX and PyTorch never share a process (their CUDA libraries may differ):
 
   python -m benchmarks.gpu_suite fid    jax|torch  --out DIR --work DIR [--tiny] [--budget_s S]
-  python -m benchmarks.gpu_suite train  jax|torch  --out DIR [--model resnet|sndcgan] [--no_donate]
+  python -m benchmarks.gpu_suite train  jax|torch  --out DIR [--model resnet|sndcgan|spade]
+                                                   [--no_donate]
   python -m benchmarks.gpu_suite blocks jax|torch  --out DIR [--tiny]
   python -m benchmarks.gpu_suite merge             --out DIR
 
@@ -15,8 +16,10 @@ Sections (see each module's docstring):
          same (randomly initialised) weights; the max abs feature difference.
   train  (benchmarks/gpu_suite_train.py): the ResNet SNGAN CIFAR-10 train step (n_critic 5,
          batch 64) from genattn_jax.training.step vs the PyTorch reference in
-         benchmarks/torch_ref/; parameter counts of both sides; peak device memory (JAX
-         `peak_bytes_in_use`, torch `max_memory_allocated`) or, on CPU, peak RSS.
+         benchmarks/torch_ref/ (also --model sndcgan, and spade: the SPADE / GauGAN step of
+         configs/pairs_demo.py without its VGG term); parameter counts of both sides; peak
+         device memory (JAX `peak_bytes_in_use`, torch `max_memory_allocated`) or, on CPU,
+         peak RSS.
   blocks (benchmarks/gpu_suite_blocks.py): AN, SAGAN self-attention (plain and
          memory-efficient), CBAM, LAP and SPAP forward times on [1, H, W, 32], H = 128..1024
          (the AN paper's Table 5 layout), out-of-memory recorded; PyTorch self-attention and
@@ -284,7 +287,7 @@ def main(argv: Optional[List[str]] = None) -> int:
   parser.add_argument("--tiny", action="store_true", help="tiny sizes (CPU smoke test)")
   parser.add_argument("--budget_s", type=float, default=60.0,
                       help="this process's time budget; no measurement starts past it")
-  parser.add_argument("--model", default="resnet", choices=("resnet", "sndcgan"))
+  parser.add_argument("--model", default="resnet", choices=("resnet", "sndcgan", "spade"))
   parser.add_argument("--no_donate", action="store_true",
                       help="train/jax: jit the step without donating the state")
   parser.add_argument("--torch_threads", type=int, default=0,

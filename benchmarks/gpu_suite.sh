@@ -10,10 +10,15 @@
 #                 skipped when it cannot import torch
 #   SUITE_BUDGET_S  total wall-clock budget in seconds (default 290; tiny 7200)
 #   SUITE_NO_DONATION  1 (default): end with the no-donation train step if time is left; 0: not
+#   SUITE_SPADE   1 (default): the SPADE train step (jax, torch) if time is left; 0: not
 #
 # One process per (section, side), in this order, each under `timeout` (its share of the
 # budget, cut to what is left): train jax, train torch, fid jax, fid torch, blocks jax,
-# blocks torch, then (if >= 45 s are left) the train step again without state donation.
+# blocks torch, then the SPADE step of configs/pairs_demo.py (`train --model spade`, jax then
+# torch) only if >= 150 s are left (its JAX side initialises G and D op by op, then compiles
+# the step; not timed on a GPU yet. At the default budget it is skipped: the sections above
+# took 265 s of it on an H200. SUITE_BUDGET_S=480 makes room), then (if >= 45 s are left) the
+# train step again without state donation.
 # Every process rewrites its JSON in OUTDIR after each measurement, so a timeout keeps what
 # was measured; logs go to OUTDIR/logs/. Last, `merge` writes OUTDIR/summary.json (JAX /
 # PyTorch ratios) and prints it. See benchmarks/gpu_suite.py for the sections.
@@ -67,9 +72,12 @@ if [[ -n "$TINY" ]]; then
   # Guards against a hang only: on the 2-core CPU shared with other jobs (load average 30-40)
   # the tiny train step alone took over 400 s to compile.
   S_TRAIN=1200; S_TRAIN_T=1200; S_FID=1200; S_FID_T=1200; S_BLK=1200; S_BLK_T=1200
+  S_SPADE=1200; S_SPADE_T=1200; SPADE_MIN=600
 else
   # The train step first: its compile (5 D updates + 1 G update, straight-line) is the longest.
   S_TRAIN=95; S_TRAIN_T=30; S_FID=70; S_FID_T=30; S_BLK=50; S_BLK_T=15
+  # SPADE: both sides in their shares, with no-donation's 45 s after them.
+  S_SPADE=110; S_SPADE_T=40; SPADE_MIN=150
 fi
 run train_jax "$S_TRAIN" "$PY" train jax --model resnet
 if (( TORCH_OK )); then run train_torch "$S_TRAIN_T" "$TPY" train torch --model resnet; fi
@@ -77,6 +85,14 @@ run fid_jax "$S_FID" "$PY" fid jax
 if (( TORCH_OK )); then run fid_torch "$S_FID_T" "$TPY" fid torch; fi
 run blocks_jax "$S_BLK" "$PY" blocks jax
 if (( TORCH_OK )); then run blocks_torch "$S_BLK_T" "$TPY" blocks torch; fi
+if [[ "${SUITE_SPADE:-1}" == "1" ]]; then
+  if (( BUDGET - ($(date +%s) - START) >= SPADE_MIN )); then
+    run train_jax_spade "$S_SPADE" "$PY" train jax --model spade
+    if (( TORCH_OK )); then run train_torch_spade "$S_SPADE_T" "$TPY" train torch --model spade; fi
+  else
+    echo "[gpu_suite] spade: skipped (< ${SPADE_MIN}s left)" | tee -a "$OUT/logs/suite.log" >&2
+  fi
+fi
 if [[ "${SUITE_NO_DONATION:-1}" == "1" ]] && (( BUDGET - ($(date +%s) - START) >= 45 )); then
   run train_jax_no_donation 60 "$PY" train jax --model resnet --no_donate
 fi

@@ -4,7 +4,9 @@ The suite runs once, as on a GPU machine (`bash benchmarks/gpu_suite.sh OUT --ti
 subprocess on the CPU; the tests check its JSON files. The PyTorch sections run when the
 reference interpreter `.venv-ref/bin/python` (see benchmarks/fid_throughput.py) exists, and are
 otherwise checked to be recorded as skipped. The no-donation rerun is left out
-(SUITE_NO_DONATION=0) to keep the test short.
+(SUITE_NO_DONATION=0) to keep the test short, and so is the SPADE step (SUITE_SPADE=0; its tiny
+runs are tests/test_spade_bench.py). Without ml_collections, grain and tfds the suite's configs
+(SPADE's included) equal the experiment files' (WithoutExtrasTest).
 """
 
 import json
@@ -42,6 +44,7 @@ def _env():
   env["PYTHON"] = sys.executable
   env["TORCH_PYTHON"] = str(TORCH_PYTHON) if TORCH_PYTHON.exists() else sys.executable
   env["SUITE_NO_DONATION"] = "0"
+  env["SUITE_SPADE"] = "0"
   return env
 
 
@@ -175,10 +178,15 @@ from genattn_jax import models
 from genattn_jax.metrics import inception, preprocess
 from genattn_jax.training import parallel, state, step
 out = {}
-for name in ("resnet", "sndcgan"):
+for name in ("resnet", "sndcgan", "spade"):
   config, source = gpu_suite_train.make_config(name, tiny=False)
-  models.build_gan(config.model)
+  gen, disc = models.build_gan(config.model)
   out[name] = {"source": source, "config": json.loads(json.dumps(config))}
+  if name == "spade":  # the semantic task, built without grain / tensorflow_datasets
+    task = step.make_train_step(config, gen, disc).task
+    out[name]["task"] = {"name": task.name, "num_labels": task.num_labels,
+                         "use_instance": task.use_instance, "lambda_vgg": task.lambda_vgg,
+                         "lambda_feat": task.lambda_feat}
 print(json.dumps(out))
 """
 
@@ -186,11 +194,31 @@ print(json.dumps(out))
 class WithoutExtrasTest(absltest.TestCase):
   """The suite's JAX side imports and builds its configs without ml_collections & co."""
 
+  _got = None
+
+  def _fallback(self):
+    """What _NO_EXTRAS prints (run once for the class)."""
+    if WithoutExtrasTest._got is None:
+      proc = subprocess.run([sys.executable, "-c", _NO_EXTRAS], cwd=str(REPO_ROOT), env=_env(),
+                            capture_output=True, text=True, timeout=300, check=False)
+      self.assertEqual(proc.returncode, 0, msg=proc.stderr[-3000:])
+      WithoutExtrasTest._got = json.loads(proc.stdout.strip().splitlines()[-1])
+    return WithoutExtrasTest._got
+
+  def test_spade_fallback_config_equals_pairs_demo(self):
+    got = self._fallback()["spade"]
+    self.assertIn("ml_collections not installed", got["source"])
+    want, _ = gpu_suite_train.make_config("spade", tiny=False)  # configs/pairs_demo.py here
+    fallback = got["config"]
+    self.assertEqual(fallback["model"], want.model.to_dict())  # every model field
+    for section in ("data", "task", "training", "optimizer"):
+      for field, value in fallback[section].items():
+        self.assertEqual(value, want[section][field], msg=(section, field))
+    self.assertEqual(got["task"], {"name": "semantic", "num_labels": 35, "use_instance": True,
+                                   "lambda_vgg": 0.0, "lambda_feat": 10.0})
+
   def test_fallback_config_equals_the_experiment_config(self):
-    proc = subprocess.run([sys.executable, "-c", _NO_EXTRAS], cwd=str(REPO_ROOT), env=_env(),
-                          capture_output=True, text=True, timeout=300, check=False)
-    self.assertEqual(proc.returncode, 0, msg=proc.stderr[-3000:])
-    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    got = self._fallback()
     for name in ("resnet", "sndcgan"):
       self.assertIn("ml_collections not installed", got[name]["source"])
       want, _ = gpu_suite_train.make_config(name, tiny=False)  # from the config files here

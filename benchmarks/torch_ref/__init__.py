@@ -10,6 +10,9 @@ both sides have the same parameter count (each benchmark prints both):
                  Table 3).
   train_step.py: the GAN update of `genattn_jax.training.step` (n_critic D steps, one G step,
                  Adam, EMA of G) in PyTorch.
+  spade.py:      SPADE / GauGAN G and multi-scale PatchGAN D (Park et al. 2019) in the layout of
+                 `genattn_jax.models.spade` (the Flax variables load into it one to one), and
+                 the 'semantic' task's step (hinge + feature matching, no VGG term).
 
 Only `torch` and `numpy` are needed; nothing here imports JAX or genattn_jax.
 """

@@ -59,12 +59,7 @@ class GANTrainer:
     self.g, self.d = generator, discriminator
     self.num_classes, self.n_critic, self.z_dim = num_classes, n_critic, z_dim
     self.d_loss, self.g_loss = LOSSES[loss]
-    betas = tuple(float(v) for v in betas)
-    self.g_opt = torch.optim.Adam(self.g.parameters(), lr=g_lr, betas=betas)
-    self.d_opt = torch.optim.Adam(self.d.parameters(), lr=d_lr, betas=betas)
-    self.ema = copy.deepcopy(self.g).eval()
-    for p in self.ema.parameters():
-      p.requires_grad_(False)
+    self.g_opt, self.d_opt, self.ema = adam_pair_and_ema(self.g, self.d, g_lr, d_lr, betas)
     self.ema_decay = ema_decay
     self.g.train()
     self.d.train()
@@ -101,9 +96,25 @@ class GANTrainer:
     self.g_opt.step()
     for p in self.d.parameters():
       p.requires_grad_(True)
-    with torch.no_grad():
-      ema_p = list(self.ema.parameters())
-      torch._foreach_mul_(ema_p, self.ema_decay)  # pylint: disable=protected-access
-      torch._foreach_add_(ema_p, [p.detach() for p in self.g.parameters()],  # pylint: disable=protected-access
-                          alpha=1.0 - self.ema_decay)
+    ema_update(self.ema, self.g, self.ema_decay)
     return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach()}
+
+
+def ema_update(ema, model, decay: float) -> None:
+  """ema <- decay * ema + (1 - decay) * model, parameter by parameter, in place."""
+  with torch.no_grad():
+    ema_p = list(ema.parameters())
+    torch._foreach_mul_(ema_p, decay)  # pylint: disable=protected-access
+    torch._foreach_add_(ema_p, [p.detach() for p in model.parameters()],  # pylint: disable=protected-access
+                        alpha=1.0 - decay)
+
+
+def adam_pair_and_ema(g, d, g_lr: float, d_lr: float, betas):
+  """Adam for G and for D (shared betas) and a frozen copy of G for its EMA."""
+  betas = tuple(float(v) for v in betas)
+  g_opt = torch.optim.Adam(g.parameters(), lr=g_lr, betas=betas)
+  d_opt = torch.optim.Adam(d.parameters(), lr=d_lr, betas=betas)
+  ema = copy.deepcopy(g).eval()
+  for p in ema.parameters():
+    p.requires_grad_(False)
+  return g_opt, d_opt, ema

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from genattn_jax._checks import check_nhwc, check_positive, check_rank
+from genattn_jax._dtypes import wide
 from genattn_jax._parallel import global_rows, own_rows
 
 # Name of the n-filter entity conv inside every AttentiveNormalization; the
@@ -85,8 +86,8 @@ def regional_instance_norm(x: jax.Array,
                        f"{tuple(arr.shape)}.")
   check_positive(epsilon, "epsilon")
 
-  xf = x.astype(jnp.float32).reshape(b, h * w, c)
-  s = layout.astype(jnp.float32).reshape(b, h * w, n)
+  xf = wide(x).reshape(b, h * w, c)
+  s = layout.astype(xf.dtype).reshape(b, h * w, n)
   xc = xf - jnp.mean(xf, axis=1, keepdims=True)
   mass = jnp.sum(s, axis=1)[..., None]  # [B, n, 1]
   # Guards against an entity with (numerically) no pixels; such a region
@@ -230,7 +231,7 @@ class AttentiveNormalization(nn.Module):
     k = self.entity_kernel_size
     f = self.conv(features=n, kernel_size=(k, k), use_bias=False,
                   name=ENTITY_CONV_NAME, **conv_kw)(x)
-    s_raw = f.astype(jnp.float32)
+    s_raw = wide(f)
     t = self.param("t", nn.initializers.constant(self.t_init), (n,),
                    self.param_dtype)
 
@@ -243,10 +244,10 @@ class AttentiveNormalization(nn.Module):
                         name="query", **conv_kw)(x)
       if train:
         fast = _self_sampling_activation(
-            key.astype(jnp.float32), query.astype(jnp.float32),
+            wide(key), wide(query),
             n, self.pool_window, self.make_rng("sampling"), self.sow,
             self.axis_name)
-        s_raw = s_raw + t.astype(jnp.float32) * fast
+        s_raw = s_raw + wide(t) * fast
 
     layout = jax.nn.softmax(self.temperature * s_raw, axis=-1)
     self.sow("intermediates", "semantic_layout", layout)
@@ -256,7 +257,7 @@ class AttentiveNormalization(nn.Module):
                        self.param_dtype)
     rho = self.param("rho", nn.initializers.zeros, (), self.param_dtype)
     x_bar = regional_instance_norm(x, layout, beta, alpha, self.epsilon)
-    out = rho.astype(jnp.float32) * x_bar + x.astype(jnp.float32)
+    out = wide(rho) * x_bar + wide(x)
     return out.astype(out_dtype)
 
 
@@ -356,8 +357,8 @@ def orthogonal_regularization(params_or_kernel: Any) -> jax.Array:
     raise ValueError("`params_or_kernel` kernel must have rank >= 2 with the "
                      f"entities on the last axis, got shape "
                      f"{tuple(jnp.shape(value))}.")
-  w = _entity_matrix(jnp.asarray(value, jnp.float32))
-  gram = w @ w.T - jnp.eye(w.shape[0], dtype=jnp.float32)
+  w = _entity_matrix(wide(value))
+  gram = w @ w.T - jnp.eye(w.shape[0], dtype=w.dtype)
   return jnp.sum(gram * gram)
 
 

@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from genattn_jax import _checks
+from genattn_jax._dtypes import wide
 from genattn_jax.layers.dagan import init_kwargs
 
 Array = jax.Array
@@ -406,8 +407,8 @@ def class_masked_l1(target: Array, class_images: Array, labels: Array,
         f"max_local_classes={max_local_classes}.")
   masks = label_masks(labels, num_classes, (b, h, w), jnp.float32,
                       max_local_classes=max_local_classes)
-  masked_target = jnp.einsum("bhwk,bhwc->bkhwc", masks, jnp.asarray(target, jnp.float32))
-  diff = jnp.abs(masked_target - jnp.asarray(class_images, jnp.float32))
+  masked_target = jnp.einsum("bhwk,bhwc->bkhwc", masks, wide(target))
+  diff = jnp.abs(masked_target - wide(class_images))
   per_sample = jnp.sum(diff, axis=(2, 3, 4))  # [B, K']
   if not present_only:
     return jnp.sum(per_sample) / (b * h * w * c)

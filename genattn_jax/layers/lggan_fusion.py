@@ -23,6 +23,7 @@ import numpy as np
 import optax
 
 from genattn_jax import _checks
+from genattn_jax._dtypes import wide
 from genattn_jax.layers.dagan import init_kwargs
 from genattn_jax.layers.lggan import (label_masks, num_local_branches,
                                       torch_conv_transpose_padding)
@@ -50,7 +51,7 @@ def class_cross_entropy(logits: Array) -> Array:
   if k != k2:
     raise ValueError(f"`logits` must be [B, K, K], got shape {tuple(logits.shape)}.")
   targets = jnp.broadcast_to(jnp.arange(k), (b, k))
-  return optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), targets)
+  return optax.softmax_cross_entropy_with_integer_labels(wide(logits), targets)
 
 
 def filtered_class_cross_entropy(logits: Array, present: Array,

@@ -18,6 +18,8 @@ from typing import Callable, Dict, NamedTuple, Optional, Tuple
 import jax
 import jax.numpy as jnp
 
+from genattn_jax._dtypes import wide
+
 Array = jax.Array
 
 
@@ -27,7 +29,7 @@ def _logits(x, name: str) -> Array:
     raise ValueError(f"`{name}` must be a non-empty array of logits, got shape {x.shape}.")
   if not jnp.issubdtype(x.dtype, jnp.floating):
     raise ValueError(f"`{name}` must be a floating-point array, got dtype {x.dtype}.")
-  return x.astype(jnp.float32)
+  return wide(x)
 
 
 def non_saturating_d_loss(real_logits: Array, fake_logits: Array) -> Array:

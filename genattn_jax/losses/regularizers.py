@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from genattn_jax._dtypes import wide
+
 Array = jax.Array
 
 
@@ -23,9 +25,9 @@ def _input_grads(d_apply_fn: Callable[..., Any], x: Array, has_aux: bool):
   def total(v):
     out = d_apply_fn(v)
     logits, aux = out if has_aux else (out, None)
-    return jnp.sum(jnp.asarray(logits, jnp.float32)), aux
+    return jnp.sum(wide(logits)), aux
   grads, aux = jax.grad(total, has_aux=True)(x)
-  return grads.astype(jnp.float32), aux
+  return wide(grads), aux
 
 
 def r1_penalty(d_apply_fn: Callable[[Array], Any], real_images: Array,
@@ -92,7 +94,7 @@ def gradient_penalty(d_apply_fn: Callable[[Array], Any], real: Array, fake: Arra
   if real.ndim < 2 or real.size == 0:
     raise ValueError(f"`real` must be a non-empty [B, ...] array, got shape {real.shape}.")
   eps = jax.random.uniform(rng, (real.shape[0],) + (1,) * (real.ndim - 1), jnp.float32)
-  x_hat = (eps * real.astype(jnp.float32) + (1.0 - eps) * fake.astype(jnp.float32))
+  x_hat = (eps * wide(real) + (1.0 - eps) * wide(fake))
   x_hat = x_hat.astype(real.dtype)
   grads, aux = _input_grads(d_apply_fn, x_hat, has_aux)
   norms = optax.safe_norm(grads.reshape(real.shape[0], -1), 0.0, axis=-1)

@@ -38,7 +38,7 @@ from genattn_jax.models.resnet import (ResNetDBlock, ResNetDiscriminator, ResNet
 from genattn_jax.models.sndcgan import SNDCGANDiscriminator, SNDCGANGenerator
 from genattn_jax.models import style_hosts
 from genattn_jax.models.spade import (MultiscaleDiscriminator, SPADEGenerator, build_spade,
-                                      spade_model_config)
+                                      spade_model_defaults)
 
 MODEL_NAMES: Tuple[str, ...] = (("sndcgan", "resnet", "cyclegan", "spade", "dagan", "lggan")
                                 + style_hosts.STYLE_HOSTS)
@@ -117,7 +117,7 @@ def model_defaults(name: str = "sndcgan", resolution: int = 32) -> Dict[str, Any
   if name in style_hosts.STYLE_HOSTS:
     host_defaults = style_hosts.default_config(name, resolution)
   elif name == "spade":
-    host_defaults = spade_model_config(resolution)
+    host_defaults = spade_model_defaults(resolution)  # a dict: no ml_collections needed
   elif name in ("dagan", "lggan"):
     from genattn_jax.models import dagan, lggan  # pylint: disable=g-import-not-at-top
     host_defaults = (dagan.dagan_model_config if name == "dagan" else lggan.lggan_model_config)(

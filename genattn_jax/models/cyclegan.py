@@ -36,6 +36,7 @@ import jax
 import jax.numpy as jnp
 
 from genattn_jax import _checks
+from genattn_jax._dtypes import wide
 
 Array = jax.Array
 UPSAMPLE_MODES = ("transposed", "nearest")
@@ -154,7 +155,7 @@ class ResnetGenerator(nn.Module):
         y = ASPP(rates=tuple(self.pyramid_rates), name="aspp", **kw)(y)
     y = nn.Conv(self.out_channels, (7, 7), padding="VALID", name="conv_out", **kw)(
         reflect_pad(y, 3))
-    return jnp.tanh(y).astype(jnp.float32)
+    return wide(jnp.tanh(y))
 
 
 class PatchDiscriminator(nn.Module):
@@ -213,7 +214,7 @@ class PatchDiscriminator(nn.Module):
       h = nn.Conv(4 * ndf, (4, 4), strides=(2, 2), padding=pad, name="conv2", **nb)(h)
     h = act(instance_norm(h))
     h = act(instance_norm(nn.Conv(8 * ndf, (4, 4), padding=pad, name="conv3", **nb)(h)))
-    return nn.Conv(1, (4, 4), padding=pad, name="conv_out", **kw)(h).astype(jnp.float32)
+    return wide(nn.Conv(1, (4, 4), padding=pad, name="conv_out", **kw)(h))
 
 
 def pool_query(pool: Array, count: Array, images: Array, rng: Array) -> Tuple[Array, Array, Array]:

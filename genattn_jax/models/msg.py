@@ -40,6 +40,7 @@ import jax
 import jax.numpy as jnp
 
 from genattn_jax import _checks
+from genattn_jax._dtypes import wide
 from genattn_jax.models import style_layers as sl
 from genattn_jax.models.stylegan import d_epilogue
 
@@ -97,7 +98,7 @@ class MSGDCGANGenerator(nn.Module):
       return nn.Conv(c, (3, 3), padding="SAME", name=name, **kw)(h)
 
     def rgb(h, res):
-      return jnp.tanh(nn.Conv(3, (1, 1), name=f"to_rgb{res}", **kw)(h)).astype(jnp.float32)
+      return wide(jnp.tanh(nn.Conv(3, (1, 1), name=f"to_rgb{res}", **kw)(h)))
 
     b = z.shape[0]
     h = nn.Dense(16 * nf(4), name="dense4", **kw)(sl.pixel_norm(z)).reshape(b, 4, 4, nf(4))
@@ -188,4 +189,4 @@ class MSGDiscriminator(nn.Module):
     h = sl.minibatch_stddev(h, self.mbstd_group)
     h = act(nn.Conv(nf(4), (3, 3), padding="SAME", name="conv4", **kw)(h))
     h = act(nn.Dense(nf(4), name="dense4", **kw)(h.reshape(h.shape[0], -1)))
-    return nn.Dense(1, name="logit", **kw)(h)[:, 0].astype(jnp.float32)
+    return wide(nn.Dense(1, name="logit", **kw)(h)[:, 0])

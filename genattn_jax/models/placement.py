@@ -52,6 +52,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from genattn_jax._dtypes import wide
+
 # name -> (module path, class name)
 BLOCKS: Dict[str, Tuple[str, str]] = {
     "lap": ("genattn_jax.layers.lap", "LAPBlock"),
@@ -368,7 +370,7 @@ def projection_logits(h: jax.Array, y: Optional[jax.Array], *, num_classes: int,
     emb = dense(features=h.shape[-1], use_bias=False, dtype=dtype, param_dtype=param_dtype,
                 name="embed")(onehot)
     out = out + jnp.sum(emb * h, axis=-1)
-  return out.astype(jnp.float32)
+  return wide(out)
 
 
 def check_labels(y: Optional[jax.Array], num_classes: int, batch: int) -> None:

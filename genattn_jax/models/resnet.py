@@ -50,6 +50,7 @@ import jax
 import jax.numpy as jnp
 
 from genattn_jax import _checks
+from genattn_jax._dtypes import wide
 from genattn_jax.models import placement as pl
 from genattn_jax.models.sndcgan import nearest_upsample, scale_width
 
@@ -279,7 +280,7 @@ class ResNetGenerator(nn.Module):
                      axis_name=self.bn_axis_name, name="bn_out", **kw)(h)
     h = conv(features=3, kernel_size=(3, 3), padding="SAME", name="conv_out",
              **kw)(nn.relu(h))
-    return jnp.tanh(h).astype(jnp.float32)
+    return wide(jnp.tanh(h))
 
 
 class ResNetDiscriminator(nn.Module):

@@ -44,6 +44,7 @@ import jax
 import jax.numpy as jnp
 
 from genattn_jax import _checks
+from genattn_jax._dtypes import wide
 from genattn_jax.models import placement as pl
 
 G_WIDTHS: Tuple[int, ...] = (512, 256, 128, 64)
@@ -173,7 +174,7 @@ class SNDCGANGenerator(nn.Module):
       h = blocks(bn_relu(h, f"bn{i}"), res)
     h = conv(features=3, kernel_size=(3, 3), strides=(1, 1), padding="SAME",
              name="conv_out", **kw)(h)
-    return jnp.tanh(h).astype(jnp.float32)
+    return wide(jnp.tanh(h))
 
 
 class SNDCGANDiscriminator(nn.Module):

@@ -365,28 +365,35 @@ def spade_model_config(resolution: int = 256):
   helpers).
   """
   import ml_collections  # pylint: disable=g-import-not-at-top
-  c = ml_collections.ConfigDict()
-  c.name = "spade"
-  c.resolution = resolution
-  c.image_size = [resolution, resolution]
-  c.ngf = 64
-  c.ndf = 64
-  c.num_upsampling_layers = "normal"
-  c.use_vae = False
-  c.z_dim = 256
-  c.spade_hidden = 128
-  c.num_d = 2
-  c.n_layers_d = 4
-  c.g_spectral_norm = True
-  c.d_spectral_norm = True
-  c.g_block_bias = False
-  c.bn_axis_name = ""
-  c.dtype = ""
-  c.param_dtype = "float32"
-  # Accepted for the shared helpers (`shrink_for_tests`); unused by SPADE.
-  c.g_width = 1.0
-  c.d_width = 1.0
-  return c
+  return ml_collections.ConfigDict(spade_model_defaults(resolution))
+
+
+def spade_model_defaults(resolution: int = 256) -> dict:
+  """The fields of `spade_model_config(resolution)` as a plain dict (no ml_collections, so
+  that `models.build_gan` builds SPADE where it is not installed, e.g. benchmarks/gpu_suite.sh
+  on a GPU machine)."""
+  return {
+      "name": "spade",
+      "resolution": resolution,
+      "image_size": [resolution, resolution],
+      "ngf": 64,
+      "ndf": 64,
+      "num_upsampling_layers": "normal",
+      "use_vae": False,
+      "z_dim": 256,
+      "spade_hidden": 128,
+      "num_d": 2,
+      "n_layers_d": 4,
+      "g_spectral_norm": True,
+      "d_spectral_norm": True,
+      "g_block_bias": False,
+      "bn_axis_name": "",
+      "dtype": "",
+      "param_dtype": "float32",
+      # Accepted for the shared helpers (`shrink_for_tests`); unused by SPADE.
+      "g_width": 1.0,
+      "d_width": 1.0,
+  }
 
 
 def build_spade(cfg: dict, common: dict, axis: Optional[str]):

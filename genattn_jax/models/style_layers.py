@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from genattn_jax import _checks
+from genattn_jax._dtypes import wide
 from genattn_jax._parallel import own_rows
 
 SQRT2 = math.sqrt(2.0)
@@ -180,7 +181,7 @@ def minibatch_stddev(x: jax.Array, group_size: int = 4, num_features: int = 1) -
   g = min(group_size, b)
   _checks.check_divisible(b, g, "batch size B", "minibatch-stddev group size")
   _checks.check_divisible(c, num_features, "channels C", "num_features")
-  y = x.astype(jnp.float32).reshape(b // g, g, h, w, num_features, c // num_features)
+  y = wide(x).reshape(b // g, g, h, w, num_features, c // num_features)
   y = y - y.mean(axis=1, keepdims=True)
   y = jnp.sqrt(jnp.mean(jnp.square(y), axis=1) + 1e-8)      # [b/g, h, w, F, c/F]
   y = y.mean(axis=(1, 2, 4))                                  # [b/g, F]

@@ -54,6 +54,7 @@ import jax
 import jax.numpy as jnp
 
 from genattn_jax import _checks
+from genattn_jax._dtypes import wide
 from genattn_jax._parallel import global_rows, own_rows
 from genattn_jax.models import style_layers as sl
 
@@ -151,7 +152,7 @@ class SynthesisNetwork(nn.Module):
 
     c4 = sl.stage_channels(4, width=self.width)
     const = self.param("const", nn.initializers.ones, (1, 4, 4, c4), self.param_dtype)
-    h = jnp.broadcast_to(jnp.asarray(const, self.dtype or jnp.float32), (b, 4, 4, c4))
+    h = jnp.broadcast_to(jnp.asarray(const, self.dtype or jnp.result_type(const)), (b, 4, 4, c4))
     h = epilogue(h, 4)
     h = epilogue(sl.EqualizedConv(c4, name="conv4", **kw)(h), 4)
     outputs = [to_rgb(h, 4)] if multiscale else []
@@ -162,7 +163,7 @@ class SynthesisNetwork(nn.Module):
       h = epilogue(sl.EqualizedConv(c, name=f"conv{res}", **kw)(h), res)
       if multiscale or res == self.resolution:
         outputs.append(to_rgb(h, res))
-    outputs = [o.astype(jnp.float32) for o in outputs]
+    outputs = [wide(o) for o in outputs]
     return outputs if multiscale else outputs[-1]
 
 
@@ -257,7 +258,7 @@ class StyleGANGenerator(nn.Module):
     w_avg = self.variable("batch_stats", "w_avg", jnp.zeros, (self.w_dim,), jnp.float32)
     ws = jnp.broadcast_to(w[:, None, :], (b, n, self.w_dim))
     if train and self.has_rng("sampling") and not self.is_initializing():
-      batch_mean = jnp.mean(w.astype(jnp.float32), axis=0)
+      batch_mean = jnp.mean(wide(w), axis=0)
       if self.axis_name is not None:
         batch_mean = jax.lax.pmean(batch_mean, self.axis_name)
       w_avg.value = batch_mean + self.w_avg_decay * (w_avg.value - batch_mean)
@@ -330,4 +331,4 @@ def d_epilogue(h: jax.Array, mbstd_group: int, channels: int, kw: Dict[str, Any]
   h = sl.minibatch_stddev(h, mbstd_group)
   h = act(sl.EqualizedConv(channels, name="conv4", **kw)(h))
   h = act(sl.EqualizedDense(channels, name="dense4", **kw)(h.reshape(h.shape[0], -1)))
-  return sl.EqualizedDense(1, gain=1.0, name="logit", **kw)(h)[:, 0].astype(jnp.float32)
+  return wide(sl.EqualizedDense(1, gain=1.0, name="logit", **kw)(h)[:, 0])

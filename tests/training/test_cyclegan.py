@@ -11,6 +11,7 @@ from configs import cityscapes_cyclegan_demo, cityscapes_cyclegan_demo_spap
 from genattn_jax.models import cyclegan
 from genattn_jax.training import parallel, state as state_lib, trainer
 from genattn_jax.training.tasks.cyclegan import CycleGANTask
+from tests.training import float64
 
 
 class _Scale(nn.Module):
@@ -155,44 +156,46 @@ def test_biases_before_instance_norm_dropped_and_change_nothing(net):
 
 
 def _run(backend_name, devices):
+  """2 steps in float64 (see tests/training/float64.py): (initial, final state, metrics)."""
   config = cityscapes_cyclegan_demo.get_test_config()  # no SPAP: keeps the 3 compiles small
   config.model.resolution = config.data.image_size = 24  # the smallest with a PatchGAN patch
   config.model.pool_size = 4
   config.training.batch_size = 8
   config.parallel.backend = backend_name
-  generator, discriminator, train_step = trainer.build(config)
-  task = trainer.tasks_lib.get_task(config, generator, discriminator)
-  state = state_lib.create_gan_state(config, generator, discriminator, jax.random.PRNGKey(0),
-                                     task=task)
-  init = jax.device_get(state)
-  backend = parallel.make_backend(backend_name, train_step, devices)
-  dev_state = backend.put_state(state)
-  rng = np.random.default_rng(0)
-  for _ in range(2):
-    batch = {k: rng.uniform(-1, 1, (8, 24, 24, 3)).astype(np.float32)
-             for k in ("image_a", "image_b")}
-    dev_state, metrics = backend.step(dev_state, backend.put_batch(batch), jax.random.PRNGKey(1))
-  return init, jax.device_get(backend.get_state(dev_state)), backend.get_metrics(metrics)
+  with jax.enable_x64(True):
+    generator, discriminator, train_step = trainer.build(config)
+    task = trainer.tasks_lib.get_task(config, generator, discriminator)
+    state = float64.to_float64(state_lib.create_gan_state(
+        config, generator, discriminator, jax.random.PRNGKey(0), task=task))
+    init = jax.device_get(state)
+    backend = parallel.make_backend(backend_name, train_step, devices)
+    dev_state = backend.put_state(state)
+    rng = np.random.default_rng(0)
+    for _ in range(2):
+      batch = {k: rng.uniform(-1, 1, (8, 24, 24, 3)) for k in ("image_a", "image_b")}  # float64
+      dev_state, metrics = backend.step(dev_state, backend.put_batch(batch),
+                                        jax.random.PRNGKey(1))
+    final = float64.host_state(backend_name, dev_state)
+    float64.assert_float64((final.g_params, final.d_params, final.d_state), backend_name)
+    return init, final, backend.get_metrics(metrics)
 
 
-@pytest.mark.xfail(run=False, reason=(
-    "known defect, open in issue 13: with the biases before instance norm dropped (gap 6.9e-4 "
-    "-> 3.3e-4) D and the pools agree (6e-8, 2.2e-6) but G_AB's kernels differ by up to "
-    "3.3e-4 after 2 steps (jit): at the same state after step 1 (identical params, batch and "
-    "key), G_AB's gradient on 8 devices differs from 1 device's by 2-4% of its largest entry "
-    "(G_BA: conv_in/down0 0.2-0.3%, the rest 4e-6; at init all agree to 5e-6). Localised to "
-    "the cycle term: its gradient differs by 4-11% (G_AB) and 1.5% (G_BA conv_in/down0) while "
-    "the adversarial and identity terms agree to 8e-6. A real layout-dependent difference, "
-    "not reassociation; cause inside the cycle term not yet found"))
 def test_eight_devices_equal_one():
-  """The step on 8 devices (jit and pmap) equals 1 device: the history pools are updated on
-  the global batch with a replicated key, so every device keeps the pools one device keeps.
+  """The step on 8 devices (jit and pmap) equals 1 device, in float64: the history pools are
+  updated on the global batch with a replicated key, so every device keeps the pools one
+  device keeps.
 
-  Before the bias fix this differed by up to 6.9e-4 (lr-sized Adam steps of the biases before
-  instance norm, whose true gradient is 0; `model.norm_bias`); at resolution 16 D's patch map
-  was empty, every loss a NaN mean and D never trained (now a ValueError).
+  In float32 the same comparison differs by up to 3.3e-4 in G_AB's kernels after 2 steps
+  (D 6e-8, pools 2.2e-6, every loss 1e-7 to 6e-7, G's gradient norm 0.014): the cycle term's
+  gradient through G_BA's instance norms amplifies the rounding of the different summation
+  orders. In float64 every parameter agrees to 1e-16 and the pools to 4e-15 (measured), so
+  that gap is float32 rounding, not the data-parallel code. Before the bias fix the float32
+  gap was 6.9e-4 (lr-sized Adam steps of the biases before instance norm, whose true gradient
+  is 0; `model.norm_bias`); at resolution 16 D's patch map was empty, every loss a NaN mean and
+  D never trained (now a ValueError).
   """
   assert jax.device_count() == 8
+  tol = float64.TOLERANCE
   init, ref_state, ref_metrics = _run("jit", jax.devices()[:1])
   assert all(np.isfinite(v) for v in ref_metrics.values()), ref_metrics
   for net in ("g_params", "d_params"):  # both networks trained
@@ -201,11 +204,11 @@ def test_eight_devices_equal_one():
     assert min(jax.tree_util.tree_leaves(moved)) > 1e-5, (net, moved)
   for backend in ("jit", "pmap"):
     _, state, metrics = _run(backend, jax.devices())
-    chex.assert_trees_all_close(state.g_params, ref_state.g_params, atol=1e-5, rtol=1e-5)
-    chex.assert_trees_all_close(state.d_params, ref_state.d_params, atol=1e-5, rtol=1e-5)
-    chex.assert_trees_all_close(state.d_state, ref_state.d_state, atol=1e-6, rtol=1e-6)
-    for k in ("d_loss", "g_loss", "cycle_loss"):
-      np.testing.assert_allclose(metrics[k], ref_metrics[k], rtol=1e-4, atol=1e-5)
+    for field in ("g_params", "d_params", "d_state"):  # d_state: the history pools
+      chex.assert_trees_all_close(getattr(state, field), getattr(ref_state, field),
+                                  atol=tol, rtol=tol)
+    for k in ("d_loss", "g_loss", "cycle_loss", "identity_loss"):
+      np.testing.assert_allclose(metrics[k], ref_metrics[k], rtol=tol, atol=tol)
   assert int(ref_state.d_state["history"]["count_a"]) == 4   # 2 steps x 8 images, pool of 4
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from configs import cifar10_stylegan_lap
 from genattn_jax.training import parallel, state as state_lib, trainer
+from tests.training import float64
 
 STEPS = 2
 
@@ -28,19 +29,24 @@ def _config(backend):
 
 
 def _run(backend_name, devices):
+  """STEPS steps in float64 (see tests/training/float64.py): (final state, metrics)."""
   config = _config(backend_name)
-  generator, discriminator, train_step = trainer.build(config)
-  state = state_lib.create_gan_state(config, generator, discriminator, jax.random.PRNGKey(0),
-                                     task=train_step.task)
-  backend = parallel.make_backend(backend_name, train_step, devices)
-  dev_state = backend.put_state(state)
-  rng = np.random.default_rng(0)
-  metrics = None
-  for _ in range(STEPS):
-    batch = {"image": rng.uniform(-1, 1, (32, 8, 8, 3)).astype(np.float32),
-             "label": np.zeros((32,), np.int32)}
-    dev_state, metrics = backend.step(dev_state, backend.put_batch(batch), jax.random.PRNGKey(1))
-  return jax.device_get(backend.get_state(dev_state)), backend.get_metrics(metrics)
+  with jax.enable_x64(True):
+    generator, discriminator, train_step = trainer.build(config)
+    state = float64.to_float64(state_lib.create_gan_state(
+        config, generator, discriminator, jax.random.PRNGKey(0), task=train_step.task))
+    backend = parallel.make_backend(backend_name, train_step, devices)
+    dev_state = backend.put_state(state)
+    rng = np.random.default_rng(0)
+    metrics = None
+    for _ in range(STEPS):
+      batch = {"image": rng.uniform(-1, 1, (32, 8, 8, 3)),  # float64
+               "label": np.zeros((32,), np.int32)}
+      dev_state, metrics = backend.step(dev_state, backend.put_batch(batch),
+                                        jax.random.PRNGKey(1))
+    final = float64.host_state(backend_name, dev_state)
+    float64.assert_float64((final.g_params, final.d_params, final.g_state), backend_name)
+    return final, backend.get_metrics(metrics)
 
 
 @pytest.fixture(scope="module")
@@ -48,30 +54,27 @@ def single_device():
   return _run("jit", jax.devices()[:1])
 
 
-@pytest.mark.parametrize("backend", [
-    "jit",
-    pytest.param("pmap", marks=pytest.mark.xfail(run=False, reason=(
-        "known gap, open in issue 12: with the constant-layer bias gone and init fixed, pmap "
-        "still differs from 1 device in 3 of 2,304 elements of synthesis/conv8/kernel (max "
-        "6.3e-5 after 2 steps; jit: all within 3.0e-6); not yet shown to be reassociation "
-        "(Adam-normalised steps of near-zero gradients summed per device, then pmean)"))),
-])
+@pytest.mark.parametrize("backend", ["jit", "pmap"])
 def test_stylegan_lap_eight_devices_equal_one(single_device, backend):
-  """Also initialises with the backend's generator (pmap: axis 'batch', unbound at init).
+  """8 devices = 1 in float64. Also initialises with the backend's generator (pmap: axis
+  'batch', unbound at init).
 
-  With the official constant-layer bias (`model.const_bias=True`) jit differed by 2.0e-3
-  (the bias: true gradient 0, ±lr Adam steps from rounding noise) and 2.2e-4 elsewhere after
-  2 steps; without it the largest gap is 3.0e-6 (D), 1.2e-7 (G).
+  In float32 pmap differed from 1 device in 3 of 2,304 elements of synthesis/conv8/kernel
+  (6.3e-5 after 2 steps; jit within 3.0e-6): float32 rounding of the different summation
+  orders, which float64 removes down to 1.2e-7 (see tests/training/float64.py). With the official
+  constant-layer bias (`model.const_bias=True`) float32 jit differed by 2.0e-3 (the bias: true
+  gradient 0, ±lr Adam steps from rounding noise).
   """
   assert jax.device_count() == 8
+  tol = float64.TOLERANCE
   ref_state, ref_metrics = single_device
   state, metrics = _run(backend, jax.devices())
   assert int(state.step) == STEPS
-  chex.assert_trees_all_close(state.g_params, ref_state.g_params, atol=1e-5, rtol=1e-5)
-  chex.assert_trees_all_close(state.d_params, ref_state.d_params, atol=1e-5, rtol=1e-5)
-  chex.assert_trees_all_close(state.g_state, ref_state.g_state, atol=1e-5, rtol=1e-5)  # w_avg
+  for field in ("g_params", "d_params", "g_state"):  # g_state: w_avg
+    chex.assert_trees_all_close(getattr(state, field), getattr(ref_state, field),
+                                atol=tol, rtol=tol)
   for k in ("d_loss", "g_loss", "r1"):
-    np.testing.assert_allclose(metrics[k], ref_metrics[k], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(metrics[k], ref_metrics[k], rtol=tol, atol=tol)
   # LAP's learned shape weights are trained (moved from 1/3).
   lap = state.g_params["synthesis"]["lap_r8_conv0"]["pyramid"]["shape_weights"]
   assert float(np.abs(np.asarray(lap) - 1 / 3).max()) > 1e-6

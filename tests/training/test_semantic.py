@@ -9,6 +9,7 @@ import pytest
 
 from configs import pairs_demo
 from genattn_jax.training import parallel, state as state_lib, trainer
+from tests.training import float64
 
 STEPS = 2
 
@@ -73,50 +74,60 @@ def _parallel_config(tmp_path, backend):
   return c
 
 
-def _batches():
+def _batches(dtype=np.float32):
   rng = np.random.default_rng(0)
   for _ in range(STEPS):
     label = rng.integers(0, 35, (8, 32, 64)).astype(np.int32)
-    yield {"image": rng.uniform(-1, 1, (8, 32, 64, 3)).astype(np.float32), "label": label,
-           "edge": (rng.uniform(size=(8, 32, 64)) < 0.2).astype(np.float32)}
+    yield {"image": rng.uniform(-1, 1, (8, 32, 64, 3)).astype(dtype), "label": label,
+           "edge": (rng.uniform(size=(8, 32, 64)) < 0.2).astype(dtype)}
 
 
-def _run(tmp_path, backend_name, devices):
-  c = _parallel_config(tmp_path, backend_name)
-  g, d, train_step = trainer.build(c)
-  st = state_lib.create_gan_state(c, g, d, jax.random.PRNGKey(0))
-  backend = parallel.make_backend(backend_name, train_step, devices)
-  dev = backend.put_state(st)
-  metrics = None
-  for batch in _batches():
-    dev, metrics = backend.step(dev, backend.put_batch(batch), jax.random.PRNGKey(1))
-  return jax.device_get(backend.get_state(dev)), backend.get_metrics(metrics)
+def run_float64(c, batches, backend_name, devices):
+  """Steps of config `c` on `batches` in float64 (tests/training/float64.py) with the named
+  backend on `devices`: (final state, metrics)."""
+  c.parallel.backend = backend_name
+  with jax.enable_x64(True):
+    g, d, train_step = trainer.build(c)
+    st = float64.to_float64(state_lib.create_gan_state(c, g, d, jax.random.PRNGKey(0)))
+    backend = parallel.make_backend(backend_name, train_step, devices)
+    dev = backend.put_state(st)
+    metrics = None
+    for batch in batches:
+      dev, metrics = backend.step(dev, backend.put_batch(batch), jax.random.PRNGKey(1))
+    final = float64.host_state(backend_name, dev)
+    float64.assert_float64((final.g_params, final.d_params, final.g_state), backend_name)
+    return final, backend.get_metrics(metrics)
+
+
+def assert_same_run(run, ref, metric_keys):
+  """Every parameter and state array, and the named metrics, agree to float64.TOLERANCE."""
+  tol = float64.TOLERANCE
+  (st, m), (ref_st, ref_m) = run, ref
+  for field in ("g_params", "d_params", "g_state", "d_state"):
+    chex.assert_trees_all_close(getattr(st, field), getattr(ref_st, field), atol=tol, rtol=tol)
+  for k in metric_keys:
+    np.testing.assert_allclose(m[k], ref_m[k], rtol=tol, atol=tol)
 
 
 @pytest.fixture(scope="module")
 def single(tmp_path_factory):
-  return _run(tmp_path_factory.mktemp("one"), "jit", jax.devices()[:1])
+  c = _parallel_config(tmp_path_factory.mktemp("one"), "jit")
+  return run_float64(c, _batches(np.float64), "jit", jax.devices()[:1])
 
 
 @pytest.mark.parametrize("backend", ["jit", "pmap"])
-@pytest.mark.xfail(run=False, reason=(
-    "known gap, open in issue 10: with G's conv biases that only a SPADE norm sees dropped "
-    "(model.g_block_bias=False), 8 devices still differ from 1 after 2 steps: jit in 2 of "
-    "9,216 elements of G_middle_0/conv_0 kernel (2.3e-5 > 2e-5), pmap in up_1/norm_s/beta/bias "
-    "(4.0e-5; also a zero-true-gradient bias: norm_s -> conv_s -> the next block's norms), "
-    "Adam (beta1 = 0) making lr-sized steps of near-zero gradients"))
 def test_eight_devices_equal_one(single, tmp_path, backend):
-  """8 devices (jit, pmap) = 1: synchronized batch norm in SPADE (global-batch statistics).
+  """8 devices (jit, pmap) = 1 in float64: synchronized batch norm in SPADE (global-batch
+  statistics).
 
-  With the official layout (`model.g_block_bias=True`) G's biases that only a SPADE norm sees
-  have a true gradient of 0, and Adam (beta1 = 0) turns their rounding noise into lr-sized
-  steps that differ between 8 devices and 1 (2.4e-5 and 2.8e-5 after 2 steps, jit and pmap);
-  the default layout drops them (`models/spade.py`).
+  In float32 the same runs differed after 2 steps in a few elements (jit: 2 of 9,216 of
+  G_middle_0/conv_0's kernel, 2.3e-5; pmap: up_1/norm_s/beta/bias, 4.0e-5), from rounding of
+  the different summation orders (tests/training/float64.py). With the official layout
+  (`model.g_block_bias=True`) G's biases that only a SPADE norm sees have a true gradient of
+  0, and Adam (beta1 = 0) turns their float32 rounding noise into lr-sized steps; the default
+  layout drops them (`models/spade.py`).
   """
   assert jax.device_count() == 8
-  ref, ref_m = single
-  st, m = _run(tmp_path, backend, jax.devices())
-  for field in ("g_params", "d_params", "g_state", "d_state"):
-    chex.assert_trees_all_close(getattr(st, field), getattr(ref, field), atol=2e-5, rtol=2e-5)
-  for k in ("d_loss", "g_loss", "g_feat_loss"):
-    np.testing.assert_allclose(m[k], ref_m[k], rtol=1e-4, atol=1e-5)
+  c = _parallel_config(tmp_path, backend)
+  run = run_float64(c, _batches(np.float64), backend, jax.devices())
+  assert_same_run(run, single, ("d_loss", "g_loss", "g_feat_loss"))

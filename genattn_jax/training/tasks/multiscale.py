@@ -20,6 +20,7 @@ from typing import Sequence, Tuple
 import jax
 import jax.numpy as jnp
 
+from genattn_jax._dtypes import wide
 from genattn_jax.models import style_layers
 from genattn_jax.training.tasks.noise import NoiseTask
 
@@ -35,9 +36,9 @@ def pyramid_r1_penalty(d_fn, real_pyramid: Sequence[jax.Array]) -> jax.Array:
     Scalar float32.
   """
   xs = tuple(jnp.asarray(x) for x in real_pyramid)
-  grads = jax.grad(lambda v: jnp.sum(jnp.asarray(d_fn(list(v)), jnp.float32)))(xs)
+  grads = jax.grad(lambda v: jnp.sum(wide(d_fn(list(v)))))(xs)
   b = xs[0].shape[0]
-  per_sample = sum(jnp.sum(jnp.square(g.astype(jnp.float32)).reshape(b, -1), axis=-1)
+  per_sample = sum(jnp.sum(jnp.square(wide(g)).reshape(b, -1), axis=-1)
                    for g in grads)
   return jnp.mean(per_sample)
 

@@ -1,0 +1,172 @@
+"""genattn_jax.layers.conv: the CPU kernel-gradient rewrite equals XLA's convolution."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from genattn_jax.layers import conv as conv_lib
+
+NHWC = ("NHWC", "HWIO", "NHWC")
+CASES = [  # (x shape, kernel hw, out channels, strides, padding, kernel dilation)
+    ((2, 9, 7, 3), (3, 3), 4, (1, 1), "SAME", (1, 1)),
+    ((2, 10, 8, 5), (4, 4), 6, (2, 2), ((1, 1), (1, 1)), (1, 1)),
+    ((1, 12, 12, 2), (3, 3), 3, (1, 1), "SAME", (2, 2)),      # atrous (SPAP / ASPP)
+    ((2, 11, 11, 3), (7, 7), 2, (1, 1), "VALID", (1, 1)),     # CycleGAN's 7x7 after reflect pad
+    ((2, 8, 9, 3), (3, 3), 2, (2, 1), ((0, 2), (1, 0)), (1, 1)),  # asymmetric everything
+    ((3, 5, 5, 4), (1, 1), 5, (1, 1), "SAME", (1, 1)),        # 1x1 (attention projections)
+]
+
+
+def _np_kernel_gradient(x, g, khw, strides, pads, dilation):
+  """dL/dW from the definition, in float64: sum over b, y, x of input window * out grad."""
+  xp = np.pad(np.asarray(x, np.float64), ((0, 0), pads[0], pads[1], (0, 0)))
+  g = np.asarray(g, np.float64)
+  _, oh, ow, _ = g.shape
+  dw = np.zeros(khw + (x.shape[-1], g.shape[-1]))
+  for i in range(khw[0]):
+    for j in range(khw[1]):
+      for y in range(oh):
+        for xx in range(ow):
+          patch = xp[:, y * strides[0] + i * dilation[0], xx * strides[1] + j * dilation[1], :]
+          dw[i, j] += patch.T @ g[:, y, xx, :]
+  return dw
+
+
+def _lax(x, w, strides, padding, dilation):
+  return jax.lax.conv_general_dilated(x, w, strides, padding, rhs_dilation=dilation,
+                                      dimension_numbers=NHWC)
+
+
+def _ours(x, w, strides, padding, dilation):
+  dn = jax.lax.conv_dimension_numbers(x.shape, w.shape, NHWC)
+  return conv_lib.conv_general_dilated(x, w, strides, padding, rhs_dilation=dilation,
+                                       dimension_numbers=dn)
+
+
+@pytest.mark.parametrize("shape,khw,out,strides,padding,dilation", CASES)
+def test_kernel_gradient_equals_definition_and_xla(shape, khw, out, strides, padding, dilation):
+  assert conv_lib.use_matmul_kernel_gradient()  # the tests run on the CPU backend
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.standard_normal(shape), jnp.float32)
+  w = jnp.asarray(rng.standard_normal(khw + (shape[-1], out)), jnp.float32)
+  loss = lambda fn: (lambda x, w: jnp.sum(jnp.sin(fn(x, w, strides, padding, dilation))))
+  y_ours = _ours(x, w, strides, padding, dilation)
+  np.testing.assert_array_equal(y_ours, _lax(x, w, strides, padding, dilation))  # same op
+  dx_ref, dw_ref = jax.grad(loss(_lax), (0, 1))(x, w)
+  dx, dw = jax.jit(jax.grad(loss(_ours), (0, 1)))(x, w)
+  scale = float(np.abs(dw_ref).max())
+  np.testing.assert_allclose(dw, dw_ref, atol=1e-5 * scale, rtol=0)
+  np.testing.assert_allclose(dx, dx_ref, atol=1e-5 * float(np.abs(dx_ref).max()), rtol=0)
+  # The independent float64 definition of the kernel gradient.
+  pads = conv_lib.explicit_padding(padding, shape[1:3], khw, strides, dilation)
+  g = np.cos(np.asarray(y_ours, np.float64))
+  np.testing.assert_allclose(
+      conv_lib.kernel_gradient(x, jnp.asarray(g, jnp.float32), khw, strides, pads, dilation),
+      _np_kernel_gradient(x, g, khw, strides, pads, dilation), atol=1e-5 * scale, rtol=0)
+
+
+def test_second_order_gradient_equals_xla():
+  """R1 / WGAN-GP differentiate the input gradient again with respect to the kernel."""
+  rng = np.random.default_rng(1)
+  x = jnp.asarray(rng.standard_normal((2, 8, 8, 3)), jnp.float32)
+  w = jnp.asarray(rng.standard_normal((3, 3, 3, 4)), jnp.float32)
+
+  def penalty(fn):
+    def d_out(x, w):  # a two-layer "discriminator" through the conv twice
+      h = jnp.tanh(fn(x, w[..., :3], (1, 1), "SAME", (1, 1)))
+      return jnp.sum(fn(h, w, (2, 2), "SAME", (1, 1)) ** 2)
+    return lambda w: jnp.sum(jax.grad(d_out)(x, w) ** 2) + d_out(x, w)
+
+  ref = jax.grad(penalty(_lax))(w)
+  ours = jax.jit(jax.grad(penalty(_ours)))(w)
+  np.testing.assert_allclose(ours, ref, atol=1e-5 * float(np.abs(ref).max()), rtol=0)
+
+
+def test_falls_back_to_xla_where_the_rewrite_does_not_apply():
+  """Grouped and input-dilated (transposed) convolutions go to lax unchanged."""
+  rng = np.random.default_rng(2)
+  x = jnp.asarray(rng.standard_normal((1, 6, 6, 4)), jnp.float32)
+  w = jnp.asarray(rng.standard_normal((3, 3, 2, 4)), jnp.float32)
+  dn = jax.lax.conv_dimension_numbers(x.shape, w.shape, NHWC)
+  grouped = lambda fn: fn(x, w, (1, 1), "SAME", dimension_numbers=dn, feature_group_count=2)
+  np.testing.assert_array_equal(grouped(conv_lib.conv_general_dilated),
+                                grouped(jax.lax.conv_general_dilated))
+  w2 = jnp.asarray(rng.standard_normal((3, 3, 4, 2)), jnp.float32)
+  dilated = lambda fn: fn(x, w2, (1, 1), ((1, 1), (1, 1)), lhs_dilation=(2, 2),
+                          dimension_numbers=dn)
+  np.testing.assert_array_equal(dilated(conv_lib.conv_general_dilated),
+                                dilated(jax.lax.conv_general_dilated))
+
+
+def test_flax_conv_drop_in():
+  """`Conv` has nn.Conv's parameters and auto-names; its gradients equal nn.Conv's."""
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 8, 3))
+
+  class Net(nn.Module):
+    conv: object
+
+    @nn.compact
+    def __call__(self, x):
+      return self.conv(5, (3, 3), strides=(2, 2))(nn.relu(self.conv(4, (3, 3))(x)))
+
+  new, ref = Net(conv_lib.Conv), Net(nn.Conv)
+  v = ref.init(jax.random.PRNGKey(1), x)
+  assert jax.tree_util.tree_structure(new.init(jax.random.PRNGKey(1), x)) == \
+      jax.tree_util.tree_structure(v)
+  assert set(v["params"]) == {"Conv_0", "Conv_1"}
+  loss = lambda net: (lambda p: jnp.sum(jnp.sin(net.apply(p, x))))
+  g_ref, g_new = jax.grad(loss(ref))(v), jax.jit(jax.grad(loss(new)))(v)
+  for a, b in zip(jax.tree_util.tree_leaves(g_new), jax.tree_util.tree_leaves(g_ref)):
+    np.testing.assert_allclose(a, b, atol=1e-5 * float(np.abs(b).max()), rtol=0)
+
+
+@pytest.mark.parametrize("kernel,strides,padding,dilation,transpose_kernel", [
+    ((4, 4), (2, 2), "SAME", (1, 1), False),                 # SNDCGAN's G
+    ((3, 3), (2, 2), ((1, 2), (1, 2)), (1, 1), False),       # PyTorch k3 s2 p1 op1 (LGGAN G_w)
+    ((3, 3), (2, 2), "VALID", (1, 1), True),
+    ((3, 2), (2, 3), "SAME", (2, 1), False),
+    ((4, 4), (2, 2), 1, (1, 1), False),
+])
+def test_conv_transpose_equals_flax(kernel, strides, padding, dilation, transpose_kernel):
+  """Outputs, parameters and gradients equal `nn.ConvTranspose`'s (lax.conv_transpose)."""
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 5, 6, 3))
+  kw = dict(features=4, kernel_size=kernel, strides=strides, padding=padding,
+            kernel_dilation=dilation, transpose_kernel=transpose_kernel)
+  ref, new = nn.ConvTranspose(**kw), conv_lib.ConvTranspose(**kw)
+  v = ref.init(jax.random.PRNGKey(1), x)
+  v = jax.tree_util.tree_map(lambda a: a + 0.1, v)  # non-zero bias
+  assert jax.tree_util.tree_structure(new.init(jax.random.PRNGKey(1), x)) == \
+      jax.tree_util.tree_structure(v)
+  y_ref = ref.apply(v, x)
+  np.testing.assert_allclose(new.apply(v, x), y_ref, atol=1e-5, rtol=0)
+  loss = lambda net: (lambda p, x: jnp.sum(jnp.sin(net.apply(p, x))))
+  g_ref = jax.grad(loss(ref), (0, 1))(v, x)
+  g_new = jax.jit(jax.grad(loss(new), (0, 1)))(v, x)
+  for a, b in zip(jax.tree_util.tree_leaves(g_new), jax.tree_util.tree_leaves(g_ref)):
+    np.testing.assert_allclose(a, b, atol=1e-5 * float(np.abs(b).max()), rtol=0)
+
+
+def test_kernel_gradient_with_input_dilation_equals_definition():
+  """The transposed-conv case of `kernel_gradient` against the float64 definition on the
+  explicitly zero-dilated input."""
+  rng = np.random.default_rng(3)
+  x = rng.standard_normal((2, 4, 5, 3))
+  xd = np.zeros((2, 7, 9, 3))
+  xd[:, ::2, ::2] = x   # 1 zero between pixels (input dilation 2)
+  pads = ((2, 1), (1, 2))
+  g_shape = (2, 7 + 3 - 3 + 1, 9 + 3 - 3 + 1, 4)
+  g = rng.standard_normal(g_shape)
+  got = conv_lib.kernel_gradient(jnp.asarray(x, jnp.float32), jnp.asarray(g, jnp.float32),
+                                 (3, 3), (1, 1), pads, (1, 1), input_dilation=(2, 2))
+  want = _np_kernel_gradient(xd, g, (3, 3), (1, 1), pads, (1, 1))
+  np.testing.assert_allclose(got, want, atol=1e-5 * np.abs(want).max(), rtol=0)
+
+
+def test_conv_transpose_rejects_what_it_does_not_implement():
+  x = jnp.zeros((1, 4, 4, 2))
+  with pytest.raises(ValueError, match="CIRCULAR"):
+    conv_lib.ConvTranspose(3, (3, 3), padding="CIRCULAR").init(jax.random.PRNGKey(0), x)
+  with pytest.raises(ValueError, match="padding"):
+    conv_lib.transpose_padding(3, 2, ((1, 1),))
