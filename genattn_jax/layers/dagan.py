@@ -261,7 +261,7 @@ class ChannelAttentionModule(nn.Module):
       if f.shape[1:3] != (h, w):
         f = jax.image.resize(f, (b, h, w, f.shape[-1]), method=self.resize_method)
       branches.append(conv(branch_features, branch_kernel, f"branch_{i}")(f))
-    if single:  # Eq. 5 with l - 1 = 1: one conv, F~ = nn.Conv(F_b^1)
+    if single:  # Eq. 5 with l - 1 = 1: one conv, F~ = Conv(F_b^1)
       fused = branches[0]
     else:
       fused = conv(c, fuse_kernel, "fuse")(jnp.concatenate(branches, axis=-1))  # Eq. 5
