@@ -51,7 +51,8 @@ import numpy as np
 from PIL import Image
 import tensorflow_datasets as tfds
 
-LAYOUTS = ("cityscapes", "coco_stuff", "ade20k", "folder")
+from genattn_jax._paired_settings import LAYOUTS, data_settings  # re-exported
+
 # (label_nc, contain_dontcare_label, use_instance) as SPADE's per-dataset options.
 DATASET_DEFAULTS = {"cityscapes": (35, False, True), "coco_stuff": (182, True, True),
                     "ade20k": (150, True, False)}
@@ -337,22 +338,6 @@ def _fingerprint(root: pathlib.Path, parts) -> str:
       st = path.stat()
       h.update(f"{path.relative_to(root)}:{st.st_size}:{st.st_mtime_ns}".encode())
   return h.hexdigest()[:12]
-
-
-def data_settings(data_config) -> Tuple[str, int, bool, bool]:
-  """(layout, label_nc, contain_dontcare_label, use_instance) of `config.data`.
-
-  Raises:
-    ValueError: unknown layout or label_nc ≤ 0.
-  """
-  layout = data_config.get("layout", "folder")
-  if layout not in LAYOUTS:
-    raise ValueError(f"`config.data.layout` must be one of {LAYOUTS}, got {layout!r}.")
-  nc = int(data_config.label_nc)
-  if nc <= 0:
-    raise ValueError(f"`config.data.label_nc` must be > 0, got {nc}.")
-  return (layout, nc, bool(data_config.contain_dontcare_label),
-          bool(data_config.use_instance))
 
 
 def prepare_paired(data_config, splits: Sequence[str]) -> tfds.core.DatasetBuilder:

@@ -42,21 +42,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from genattn_jax import _paired_settings
 from genattn_jax.losses import perceptual
 from genattn_jax.models import spade as spade_lib
 from genattn_jax.training.tasks.base import Task
-
-
-def _data_settings(data_config) -> Tuple[str, int, bool, bool]:
-  """`data.paired.data_settings`, or the same fields unchecked where its data stack (grain,
-  tensorflow_datasets) is not installed: the train step itself needs neither (e.g.
-  benchmarks/gpu_suite.sh on a GPU machine)."""
-  try:
-    from genattn_jax.data import paired  # pylint: disable=g-import-not-at-top
-  except ImportError:
-    return (data_config.get("layout", "folder"), int(data_config.label_nc),
-            bool(data_config.contain_dontcare_label), bool(data_config.use_instance))
-  return paired.data_settings(data_config)
 
 
 def semantic_input(label: jax.Array, edge: jax.Array, num_labels: int,
@@ -107,7 +96,7 @@ class SemanticTask(Task):
 
   def __init__(self, config, generator, discriminator, axis_name=None):
     super().__init__(config, generator, discriminator, axis_name)
-    _, nc, dc, inst = _data_settings(config.data)
+    _, nc, dc, inst = _paired_settings.data_settings(config.data)
     self.num_labels = nc + int(dc)
     self.use_instance = inst
     self.use_vae = bool(config.model.get("use_vae", False))
