@@ -119,10 +119,21 @@ def main():
   parser.add_argument("--save_test_stats", default="",
                       help="write the test side's FID statistics (.npz mu, sigma) here, e.g. for "
                            "--config.eval.real_stats of a training run")
+  parser.add_argument("--test_stats_only", action="store_true",
+                      help="only extract the test side and write --save_test_stats (no FID)")
   args = parser.parse_args()
 
   t0 = time.time()
   splits = load_splits(args.tar, args.num_images)
+  if args.test_stats_only:
+    if not args.save_test_stats:
+      parser.error("--test_stats_only needs --save_test_stats")
+    feats = features_lib.extract_features(_batches(splits["test"], args.batch_size),
+                                          batch_size=args.batch_size, progress=False)["pool"]
+    path = fid_lib.save_statistics(args.save_test_stats, *fid_lib.feature_statistics(feats))
+    print(json.dumps({"test_stats": str(path), "n_real_test": len(feats),
+                      "wall_s": round(time.time() - t0, 1)}))
+    return
   test, train = splits["test"], splits["train"]
   load_s = time.time() - t0
   features_lib.load_inception()  # weights resolution / conversion outside the timed part

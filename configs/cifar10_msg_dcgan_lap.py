@@ -1,7 +1,8 @@
 """CIFAR-10 32², MSG-DCGAN with LAP after every generator conv at 8² … 32²: the CPU-scale twin of
 configs/lsun_bedroom256_msg_dcgan_lap.py.
 
-Same host, loss and optimiser as the paper's LSUN setting (Adam lr 0.003 (G and D), β = (0, 0.99), relativistic average hinge loss, combine φ_simple); batch 32; no flips;
+Same host, loss and optimiser as the paper's LSUN setting (Adam lr 0.003 (G and D), β = (0, 0.99), relativistic average hinge loss; the official MSG-GAN code's network, see
+genattn_jax/models/msg.py); batch 32; no flips; EMA decay 0.999 (the code's);
 FID against the CIFAR-10 test split. The paper reports no CIFAR-10 numbers; its LSUN Bedroom
 figures for this host are FID 60.9 → 24.9 with LAP (Table 1).
 
@@ -11,10 +12,12 @@ reason is in genattn_jax/training/lap_experiments.py.
 Command (real CIFAR-10 copy beside the repo):
   .venv/bin/python train.py --config=configs/cifar10_msg_dcgan_lap.py --workdir=runs/cifar10_msg_dcgan_lap \
       --config.data.source=../shared/data/cifar10-jpeg.tar.gz
-Hardware / wall time / result: 2-core x86_64 CPU shared with ~7 other jobs, 2026-11-28, at 1/16
-width and batch 16 (--config.model.g_width=0.0625 --config.model.d_width=0.0625
---config.training.batch_size=16): 35 steps in 22.3 min (run side by side with its pair); FID not
-measured (see the README's issue-12 section); the paper-scale result needs an accelerator.
+Hardware / wall time / result: 2-core x86_64 CPU, 2026-11-28, at 1/8 width
+(--config.model.g_width=0.125 --config.model.d_width=0.125), batch 32, EMA decay 0.99778
+(--config.training.ema_decay=0.9977843871238888), run beside its pair: 89.4 min to step 400 (0.076 steps/s); FID at step 400,
+1,000 samples vs 5,000 test images: 414.8 (EMA G) / 400.7 (raw G). Both runs of the pair had collapsed to one image by
+then (README, issue-12 section), so this says nothing about LAP; the paper-scale result (25M
+images, full width) needs an accelerator.
 """
 
 from genattn_jax.training.lap_experiments import host_config, host_test_config

@@ -35,6 +35,7 @@ from PIL import Image
 import tensorflow_datasets as tfds
 
 from genattn_jax import _checks
+from genattn_jax.data import conversion_lock
 
 _IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 _SPLIT_NAMES = ("train", "test", "validation")
@@ -277,21 +278,27 @@ def prepare_local_images(source: str, data_dir: str, image_size: Optional[int] =
       the file).
   """
   config = local_images_config(source, image_size, skip_unreadable)
-  builder = LocalImages(config=config, data_dir=os.path.expanduser(data_dir),
-                        file_format="array_record")
-  if builder.is_prepared():
+  data_dir = os.path.expanduser(data_dir)
+  make = lambda: LocalImages(config=config, data_dir=data_dir, file_format="array_record")
+  converted = []
+
+  def convert(builder):
+    older = _older_conversions(builder, config.name)
+    why = (f"the file listing changed since the conversion(s) {older}" if older else
+           "first conversion")
+    _report(f"converting {config.source} to {builder.data_dir} ({why})")
+    builder.download_and_prepare()
+    converted.append(True)
+    if builder.skipped:
+      _report(f"skipped {len(builder.skipped)} unreadable image(s) of {config.source} "
+              f"(config.data.skip_unreadable): {builder.skipped[:5]}"
+              + (" ..." if len(builder.skipped) > 5 else ""))
+
+  # One process converts; one started beside it waits and reuses the result.
+  builder = conversion_lock.prepare_once(data_dir, make, convert)
+  if not converted:
     _report(f"reusing the conversion of {config.source} in {builder.data_dir} (file listing "
             "unchanged)")
-    return builder
-  older = _older_conversions(builder, config.name)
-  why = (f"the file listing changed since the conversion(s) {older}" if older else
-         "first conversion")
-  _report(f"converting {config.source} to {builder.data_dir} ({why})")
-  builder.download_and_prepare()
-  if builder.skipped:
-    _report(f"skipped {len(builder.skipped)} unreadable image(s) of {config.source} "
-            f"(config.data.skip_unreadable): {builder.skipped[:5]}"
-            + (" ..." if len(builder.skipped) > 5 else ""))
   return builder
 
 

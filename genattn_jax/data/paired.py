@@ -52,6 +52,7 @@ from PIL import Image
 import tensorflow_datasets as tfds
 
 from genattn_jax._paired_settings import LAYOUTS, data_settings  # re-exported
+from genattn_jax.data import conversion_lock
 
 # (label_nc, contain_dontcare_label, use_instance) as SPADE's per-dataset options.
 DATASET_DEFAULTS = {"cityscapes": (35, False, True), "coco_stuff": (182, True, True),
@@ -352,10 +353,10 @@ def prepare_paired(data_config, splits: Sequence[str]) -> tfds.core.DatasetBuild
   config = PairedConfig(name=name, source=str(root), layout=layout, load_size=load,
                         label_nc=nc, contain_dontcare_label=dc, use_instance=inst,
                         splits=tuple(splits), description=f"paired data from {root}")
-  builder = PairedImages(config=config, data_dir=os.path.expanduser(data_config.data_dir),
-                         file_format="array_record")
-  builder.download_and_prepare()
-  return builder
+  data_dir = os.path.expanduser(data_config.data_dir)
+  return conversion_lock.prepare_once(
+      data_dir, lambda: PairedImages(config=config, data_dir=data_dir, file_format="array_record"),
+      lambda builder: builder.download_and_prepare())
 
 
 # ------------------------------------------------------------------------------ grain

@@ -12,22 +12,35 @@ a at the input of the block of that resolution:
   φ_cat(o, a)    = [r'(o); a]        (r' a 1×1 conv to a's channels, then concatenate).
 At the full resolution D starts from a FromRGB 1×1 conv of the R² image (for every φ).
 
-* `MSGDCGANGenerator` — MSG-DCGAN, the LAP paper's weakest host (Table 1: FID 60.9 → 24.9 on
-  LSUN bedroom with LAP). Our reading of the paper's "DCGAN" variant (the MSG-GAN code's
-  default generator without equalised learning rate): z (pixel-normalised) → dense to
-  4×4×nf(4) → LeakyReLU(0.2) → pixel norm → conv 3×3 → LeakyReLU → pixel norm; per stage
-  8² … R²: nearest ×2 → 2 × (conv 3×3 → LeakyReLU(0.2) → pixel norm). ToRGB: 1×1 conv then
-  tanh, at every stage. Channels follow the StyleGAN schedule (512 up to 32², then halving),
-  times `width`. Plain `nn.Conv` / `nn.Dense` with Flax's default (LeCun-normal) init.
-* MSG-StyleGAN: `stylegan.StyleGANGenerator` called with `multiscale=True`.
-  Parameter count at 256² (width 1): G 23.05M + D 23.11M = 46.16M, vs 41.77M in the LAP
-  paper's Table 2; the paper does not describe this host's layers, so the 4.4M gap (about one
-  512·4·4 × 512 layer) is unexplained. LAP adds 91,492 (Table 2: "+0.1M").
-* `MSGDiscriminator` — per stage r = R … 8: combine(image_r, a) (not at R: FromRGB instead)
-  → 2 × (conv 3×3 → LeakyReLU(0.2)) → 2×2 average pool; at 4²: combine(image_4, a) →
-  minibatch stddev → conv 3×3 → dense → logit (StyleGAN's head). Channels
-  nf(r) → nf(r/2). `equalized=True` uses the equalised-lr layers (MSG-StyleGAN), False plain
-  layers (MSG-DCGAN).
+* `MSGDCGANGenerator` + `MSGDCGANDiscriminator` — MSG-DCGAN, the LAP paper's weakest host
+  (Table 1: FID 60.9 → 24.9 on LSUN bedroom with LAP). The LAP paper follows "the default
+  training settings in the official implementation of ... MSG-GAN" (Sec. 5.2); we follow the
+  layers of that implementation's default network (the BMSG-GAN code, `use_eql=True`), whose
+  count at 256² is G 23,044,309 + D 18,733,185 = 41,777,494 parameters, the 41.77M of the LAP
+  paper's Table 2 (tested):
+  G: z → dense to 4×4×nf(4) (the code's 4×4 transposed conv of the 1×1 latent) → LeakyReLU(0.2)
+  → conv 3×3 → LeakyReLU → pixel norm; per stage 8² … R²: nearest ×2 → 2 × (conv 3×3 →
+  LeakyReLU(0.2) → pixel norm). ToRGB: a linear 1×1 conv at every stage (no tanh, as in the
+  code; images are clipped to [-1, 1] only when they are written or scored).
+  D: per stage r = R … 8, the stage's image goes through FromRGB (1×1 conv; nf(R) channels at
+  R, nf(r)/2 below, concatenated with the features from the finer stage: the paper's φ_cat
+  with r' = FromRGB) → conv 3×3 (nf(r) → nf(r)) → LeakyReLU → conv 3×3 (→ nf(r/2)/2) →
+  LeakyReLU → 2×2 average pool; at 4²: [FromRGB(image_4) (nf(4)/2); features] → minibatch
+  stddev → conv 3×3 → LeakyReLU → conv 4×4 'VALID' (as a dense layer) → LeakyReLU → 1×1 conv
+  to the logit. Channels nf(r) follow the StyleGAN schedule (512 up to 32², then halving)
+  times `width`. Every layer has equalised learning rate with the He gain √2 (the code uses √2
+  for every layer, the logit included); `equalized=False` gives plain Flax layers with their
+  default init (the code's `use_eql=False`). The code's minibatch stddev takes the whole
+  (per-GPU) batch; here it takes groups of `mbstd_group` (4, StyleGAN's), so that a batch split
+  over devices gives the same result; set it to the per-device batch for the code's statistic.
+* MSG-StyleGAN: `stylegan.StyleGANGenerator` called with `multiscale=True` and
+  `MSGDiscriminator` (equalised, φ_lin by default; see `style_hosts`).
+* `MSGDiscriminator` — a multi-scale D on the StyleGAN channel schedule with a selectable φ:
+  per stage r = R … 8: combine(image_r, a) (not at R: FromRGB instead) → 2 × (conv 3×3 →
+  LeakyReLU(0.2)) → 2×2 average pool; at 4²: combine(image_4, a) → minibatch stddev → conv
+  3×3 → dense → logit (StyleGAN's head). Channels nf(r) → nf(r/2). `equalized=True` uses the
+  equalised-lr layers (MSG-StyleGAN), False plain layers. MSG-DCGAN uses it when
+  `model.d_combine` is 'simple' or 'lin' instead of the code's layout ('cat').
 
 LAP / SA / CBAM (`attention`) go after both convs of every G stage 8² … R², after the pixel
 norm (the positions of `style_layers.attention_after_conv`).
@@ -54,20 +67,24 @@ def _stages(resolution: int) -> Tuple[int, ...]:
 class MSGDCGANGenerator(nn.Module):
   """MSG-DCGAN generator (see the module doc).
 
-  Call: `generator(z [B, z_dim], y=None, train=True, multiscale=False)` → [B, R, R, 3] in
-  [-1, 1], or with `multiscale` the list of [B, r, r, 3] for r = 4 … R (coarse → fine).
+  Call: `generator(z [B, z_dim], y=None, train=True, multiscale=False)` → [B, R, R, 3] float
+  (images on the [-1, 1] scale of the data, not clipped: the ToRGB layer is linear), or with
+  `multiscale` the list of [B, r, r, 3] for r = 4 … R (coarse → fine).
 
   Attributes:
     resolution: R (power of two ≥ 8).
     z_dim: latent size (512 in MSG-GAN).
     width: channel multiplier.
     attention, attention_kwargs: block after every conv of stages 8² … R².
+    equalized: equalised-lr layers with gain √2 (the official code's default `use_eql=True`)
+      or plain Flax layers with their default init.
     axis_name: unused (no cross-sample layers); kept for the builder's uniform interface.
     dtype, param_dtype: computation / parameter dtypes.
   """
   resolution: int = 256
   z_dim: int = 512
   width: float = 1.0
+  equalized: bool = True
   attention: str = ""
   attention_kwargs: Any = None
   axis_name: Optional[str] = None
@@ -92,26 +109,110 @@ class MSGDCGANGenerator(nn.Module):
     del y  # unconditional (model.num_classes = 0): labels are ignored
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     nf = lambda r: sl.stage_channels(r, width=self.width)
-    act = lambda t: sl.pixel_norm(nn.leaky_relu(t, 0.2))
-
-    def conv(h, c, name):
-      return nn.Conv(c, (3, 3), padding="SAME", name=name, **kw)(h)
+    lrelu = lambda t: nn.leaky_relu(t, 0.2)
+    conv, dense = _layers(self.equalized, kw)
 
     def rgb(h, res):
-      return wide(jnp.tanh(nn.Conv(3, (1, 1), name=f"to_rgb{res}", **kw)(h)))
+      return wide(conv(h, 3, 1, f"to_rgb{res}"))
 
     b = z.shape[0]
-    h = nn.Dense(16 * nf(4), name="dense4", **kw)(sl.pixel_norm(z)).reshape(b, 4, 4, nf(4))
-    h = act(conv(act(h), nf(4), "conv4"))
+    # The code's 4×4 transposed conv of the 1×1 latent: a dense layer with one bias per channel.
+    h = dense(z, 16 * nf(4), "dense4", use_bias=False).reshape(b, 4, 4, nf(4))
+    bias = self.param("bias4", nn.initializers.zeros, (nf(4),), self.param_dtype)
+    h = lrelu(h + jnp.asarray(bias, h.dtype))
+    h = sl.pixel_norm(lrelu(conv(h, nf(4), 3, "conv4")))
     outputs = [rgb(h, 4)] if multiscale else []
     for res in self.stage_resolutions()[1:]:
       h = sl.upsample2x(h)
       for j in range(2):
-        h = act(conv(h, nf(res), f"conv{res}_{j}"))
+        h = sl.pixel_norm(lrelu(conv(h, nf(res), 3, f"conv{res}_{j}")))
         h = sl.attention_after_conv(h, self.attention, self.attention_kwargs, res, j, **kw)
       if multiscale or res == self.resolution:
         outputs.append(rgb(h, res))
     return outputs if multiscale else outputs[-1]
+
+
+def _layers(equalized: bool, kw):
+  """(conv(h, c, k, name), dense(h, c, name, use_bias)): equalised (gain √2) or plain layers."""
+
+  def conv(h, c, k, name, padding="SAME"):
+    if equalized:
+      if padding == "VALID":  # a k×k 'VALID' conv of a k×k map is a dense layer
+        return sl.EqualizedDense(c, name=name, **kw)(h.reshape(h.shape[0], -1))[:, None, None]
+      return sl.EqualizedConv(c, kernel_size=k, name=name, **kw)(h)
+    return nn.Conv(c, (k, k), padding=padding, name=name, **kw)(h)
+
+  def dense(h, c, name, use_bias=True):
+    if equalized:
+      return sl.EqualizedDense(c, use_bias=use_bias, name=name, **kw)(h)
+    return nn.Dense(c, use_bias=use_bias, name=name, **kw)(h)
+
+  return conv, dense
+
+
+def _check_scales(images: Any, stages: Tuple[int, ...]) -> Tuple[jax.Array, ...]:
+  if not isinstance(images, (list, tuple)):
+    images = sl.image_pyramid(jnp.asarray(images), stages)
+  if len(images) != len(stages):
+    raise ValueError(f"`images` must hold {len(stages)} scales {list(stages)} (coarse to "
+                     f"fine), got {len(images)}.")
+  for img, r in zip(images, stages):
+    if img.ndim != 4 or tuple(img.shape[1:]) != (r, r, 3):
+      raise ValueError(f"scale {r} of `images` must be [B, {r}, {r}, 3], got "
+                       f"{tuple(img.shape)}.")
+  return tuple(images)
+
+
+class MSGDCGANDiscriminator(nn.Module):
+  """MSG-DCGAN discriminator, the official code's layout (see the module doc).
+
+  Call: `discriminator(images, y=None, train=True) -> [B] float32 logits`, where `images`
+  is the list/tuple of [B, r, r, 3] for r = 4 … R (coarse → fine), or one [B, R, R, 3]
+  array, which is pooled into that pyramid first.
+
+  Attributes:
+    resolution: R.
+    width: channel multiplier.
+    equalized: equalised-lr layers (gain √2, the code's default) or plain Flax layers.
+    mbstd_group: minibatch-stddev group size (4).
+    dtype, param_dtype: computation / parameter dtypes.
+  """
+  resolution: int = 256
+  width: float = 1.0
+  equalized: bool = True
+  mbstd_group: int = 4
+  dtype: Optional[jnp.dtype] = None
+  param_dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, images: Any, y: Optional[jax.Array] = None,
+               train: bool = True) -> jax.Array:
+    """Scores multi-scale images.
+
+    Raises:
+      ValueError: wrong number of scales or a scale of the wrong shape.
+    """
+    del train, y  # unconditional: labels are ignored
+    stages = _stages(self.resolution)
+    by_res = dict(zip(stages, _check_scales(images, stages)))
+    kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+    nf = lambda r: sl.stage_channels(r, width=self.width)
+    lrelu = lambda t: nn.leaky_relu(t, 0.2)
+    conv, _ = _layers(self.equalized, kw)
+    h = None
+    for res in stages[:0:-1]:
+      if h is None:
+        h = conv(by_res[res], nf(res), 1, "from_rgb")
+      else:
+        h = jnp.concatenate([conv(by_res[res], nf(res) // 2, 1, f"from_rgb{res}"), h], axis=-1)
+      h = lrelu(conv(h, nf(res), 3, f"conv{res}_0"))
+      h = lrelu(conv(h, nf(res // 2) // 2, 3, f"conv{res}_1"))
+      h = sl.downsample2x(h)
+    h = jnp.concatenate([conv(by_res[4], nf(4) // 2, 1, "from_rgb4"), h], axis=-1)
+    h = sl.minibatch_stddev(h, self.mbstd_group)
+    h = lrelu(conv(h, nf(4), 3, "conv4"))
+    h = lrelu(conv(h, nf(4), 4, "conv4x4", padding="VALID"))
+    return wide(conv(h, 1, 1, "logit")[:, 0, 0, 0])
 
 
 class MSGDiscriminator(nn.Module):
@@ -126,7 +227,8 @@ class MSGDiscriminator(nn.Module):
     resolution: R.
     width: channel multiplier.
     combine: 'simple' (φ_simple), 'lin' (φ_lin) or 'cat' (φ_cat).
-    equalized: equalised-lr layers (MSG-StyleGAN) or plain Flax layers (MSG-DCGAN).
+    equalized: equalised-lr layers (MSG-StyleGAN; MSG-DCGAN with `model.equalized`) or plain
+      Flax layers.
     mbstd_group: minibatch-stddev group size (4).
     dtype, param_dtype: computation / parameter dtypes.
   """
@@ -151,15 +253,7 @@ class MSGDiscriminator(nn.Module):
     _checks.check_in(self.combine, COMBINE_FNS, "combine")
     del y  # unconditional: labels are ignored
     stages = _stages(self.resolution)
-    if not isinstance(images, (list, tuple)):
-      images = sl.image_pyramid(jnp.asarray(images), stages)
-    if len(images) != len(stages):
-      raise ValueError(f"`images` must hold {len(stages)} scales {list(stages)} (coarse to "
-                       f"fine), got {len(images)}.")
-    for img, r in zip(images, stages):
-      if img.ndim != 4 or tuple(img.shape[1:]) != (r, r, 3):
-        raise ValueError(f"scale {r} of `images` must be [B, {r}, {r}, 3], got "
-                         f"{tuple(img.shape)}.")
+    images = _check_scales(images, stages)
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     nf = lambda r: sl.stage_channels(r, width=self.width)
     act = lambda t: nn.leaky_relu(t, 0.2)

@@ -20,7 +20,11 @@ for `name` in `STYLE_HOSTS`. Model config fields:
     the official layout; see `models/stylegan.py`).
   d_combine: MSG D's φ: 'simple', 'lin' or 'cat'. Defaults: 'lin' for MSG-StyleGAN (its G + D
     then count 49.14M parameters at 256², Table 2's 49.13M; 'cat' would give 59.3M, 'simple'
-    49.19M), 'simple' for MSG-DCGAN.
+    49.19M); 'cat' for MSG-DCGAN, which then uses the official code's D
+    (`msg.MSGDCGANDiscriminator`, G + D 41.78M at 256², Table 2's 41.77M); 'simple' / 'lin'
+    give MSG-DCGAN the StyleGAN-schedule `msg.MSGDiscriminator` instead.
+  equalized: MSG-DCGAN only: equalised learning rate in G and D (True, the official code's
+    default `use_eql=True`) or plain Flax layers (False).
   mbstd_group: minibatch-stddev group size (4).
   bn_axis_name: pmap axis name ('' = none), set by the trainer for the pmap backend.
   dtype, param_dtype: dtype names.
@@ -60,7 +64,8 @@ def default_config(name: str, resolution: int):
   c.truncation_cutoff = 8
   c.mapping_lr_mul = 0.01
   c.const_bias = False
-  c.d_combine = "lin" if name == "msg_stylegan" else "simple"
+  c.d_combine = {"msg_stylegan": "lin", "msg_dcgan": "cat"}.get(name, "simple")
+  c.equalized = True
   c.mbstd_group = 4
   c.g_blocks = []  # unused by these hosts (kept so generic config checks can read it):
   c.d_blocks = []  # placement is `attention`, at the paper's positions
@@ -96,16 +101,21 @@ def build(full: dict, common: dict) -> Tuple[nn.Module, nn.Module]:
         axis_name=axis, **common)
   else:
     gen = msg.MSGDCGANGenerator(resolution=r, z_dim=full["z_dim"], width=full["g_width"],
-                                attention=full["attention"], attention_kwargs=akw,
-                                axis_name=axis, **common)
+                                equalized=full["equalized"], attention=full["attention"],
+                                attention_kwargs=akw, axis_name=axis, **common)
   if name == "stylegan":
     disc = stylegan.StyleGANDiscriminator(resolution=r, width=full["d_width"],
                                           mbstd_group=full["mbstd_group"], **common)
   else:
     _checks.check_in(full["d_combine"], msg.COMBINE_FNS, "d_combine")
-    disc = msg.MSGDiscriminator(resolution=r, width=full["d_width"], combine=full["d_combine"],
-                                equalized=name == "msg_stylegan",
-                                mbstd_group=full["mbstd_group"], **common)
+    if name == "msg_dcgan" and full["d_combine"] == "cat":
+      disc = msg.MSGDCGANDiscriminator(resolution=r, width=full["d_width"],
+                                       equalized=full["equalized"],
+                                       mbstd_group=full["mbstd_group"], **common)
+    else:
+      disc = msg.MSGDiscriminator(resolution=r, width=full["d_width"], combine=full["d_combine"],
+                                  equalized=name == "msg_stylegan" or full["equalized"],
+                                  mbstd_group=full["mbstd_group"], **common)
   return gen, disc
 
 

@@ -204,3 +204,56 @@ def test_eval_image_folder_names_a_truncated_file(tmp_path):
   files = image_io.list_image_files(tmp_path)
   with pytest.raises(_checks.UnreadableImageError, match=r"`.*broken\.jpg`"):
     list(image_io.iter_image_folder(files, batch_size=2))
+
+
+def test_two_processes_converting_one_source_both_succeed(tmp_path):
+  """Two runs started together on a fresh data_dir: one converts, the other waits and reuses.
+
+  Without the conversion lock the second process's final rename of tfds' temporary
+  directory fails with FileExistsError. The test holds the lock itself while both start, so
+  that they are certainly both waiting at the same time, then lets them go.
+  """
+  import subprocess
+  import sys
+  import time
+
+  import filelock
+
+  from genattn_jax.data import conversion_lock
+  from tests.conftest import REPO_ROOT
+
+  data_dir = tmp_path / "tfds"
+  config = local_images.local_images_config(TEST_FIXTURE_IMAGES, 32, False)
+  probe = local_images.LocalImages(config=config, data_dir=str(data_dir),
+                                   file_format="array_record")
+  assert not probe.is_prepared()
+  code = ("import sys; from genattn_jax.data import local_images; "
+          "b = local_images.prepare_local_images(sys.argv[1], sys.argv[2], 32); "
+          "print('N', len(b.as_data_source()['train']))")
+  env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+  logs = [tmp_path / f"proc{i}.log" for i in range(2)]
+  read = lambda: "".join(log.read_text() for log in logs)
+  procs = []
+  try:
+    with filelock.FileLock(conversion_lock.lock_path(str(data_dir), probe)):
+      for log in logs:
+        with open(log, "w") as f:
+          procs.append(subprocess.Popen(
+              [sys.executable, "-u", "-c", code, str(TEST_FIXTURE_IMAGES), str(data_dir)],
+              stdout=f, stderr=subprocess.STDOUT, env=env))
+      deadline = time.time() + 180
+      while read().count("waiting for another process") < 2:
+        assert time.time() < deadline, read()
+        assert all(p.poll() is None for p in procs), read()   # nobody got past the lock
+        time.sleep(0.5)
+    for p in procs:
+      p.wait(timeout=300)
+  finally:
+    for p in procs:
+      p.kill()
+  text = read()
+  assert [p.returncode for p in procs] == [0, 0], text
+  assert text.count("[data] converting ") == 1, text
+  assert text.count("[data] reusing the conversion") == 1, text
+  counts = [line for line in text.splitlines() if line.startswith("N ")]
+  assert len(counts) == 2 and counts[0] == counts[1] and int(counts[0][2:]) > 0, text

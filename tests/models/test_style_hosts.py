@@ -202,10 +202,13 @@ def test_host_shapes(name, res, width):
 # ------------------------------------------------------------------ MSG: scales and gradients
 
 
-@pytest.mark.parametrize("combine", ["simple", "lin", "cat"])
+@pytest.mark.parametrize("combine", ["simple", "lin", "cat", "dcgan_code"])
 def test_msg_discriminator_uses_every_scale_and_g_gets_gradients(combine):
   gen = msg.MSGDCGANGenerator(resolution=16, z_dim=8, width=1 / 32)
-  disc = msg.MSGDiscriminator(resolution=16, width=1 / 32, combine=combine)
+  if combine == "dcgan_code":
+    disc = msg.MSGDCGANDiscriminator(resolution=16, width=1 / 32)
+  else:
+    disc = msg.MSGDiscriminator(resolution=16, width=1 / 32, combine=combine)
   z = jax.random.normal(jax.random.PRNGKey(0), (4, 8))
   g_vars = gen.init(jax.random.PRNGKey(1), z, multiscale=True)
   imgs = gen.apply(g_vars, z, multiscale=True)
@@ -225,6 +228,64 @@ def test_msg_discriminator_uses_every_scale_and_g_gets_gradients(combine):
   np.testing.assert_allclose(r1, sum(float(jnp.sum(g**2)) for g in grads) / 4, rtol=1e-4)
   with pytest.raises(ValueError, match="3 scales"):
     disc.apply(d_vars, imgs[1:])
+
+
+def _param_count(cfg):
+  gen, disc = models.build_gan(cfg)
+  stages = [2**k for k in range(2, cfg.resolution.bit_length())]
+  g = jax.eval_shape(lambda r: gen.init({"params": r, "sampling": r}, jnp.zeros((4, cfg.z_dim)),
+                                        train=False, multiscale=True), jax.random.PRNGKey(0))
+  imgs = [jax.ShapeDtypeStruct((4, r, r, 3), jnp.float32) for r in stages]
+  d = jax.eval_shape(disc.init, jax.random.PRNGKey(0), imgs)
+  count = lambda t: sum(x.size for x in jax.tree_util.tree_leaves(t))
+  return count(g), count(d)
+
+
+def test_msg_dcgan256_counts_table2_parameters():
+  """The official code's network at 256², counted by hand from its layers (module doc).
+
+  G: 4x4 transposed conv 512·512·16 + 512, conv 3x3 512→512, 3 stages of 2 × 512→512, then
+  512→256 + 256→256, 256→128 + 128→128, 128→64 + 64→64, seven ToRGB 1x1 convs. D: three
+  blocks 512→512→256, then 256→256→256, 128→128→128, 64→64→64, FromRGB 1x1 convs to
+  256 (×4), 128, 64, 64 channels, head conv 3x3 513→512, 4x4 512→512, 1x1 512→1.
+  """
+  conv = lambda cin, cout, k=3: k * k * cin * cout + cout
+  g = (512 * 512 * 16 + 512 + conv(512, 512) + 6 * conv(512, 512) + conv(512, 256)
+       + conv(256, 256) + conv(256, 128) + conv(128, 128) + conv(128, 64) + conv(64, 64)
+       + 4 * conv(512, 3, 1) + conv(256, 3, 1) + conv(128, 3, 1) + conv(64, 3, 1))
+  d = (3 * (conv(512, 512) + conv(512, 256)) + 2 * conv(256, 256) + 2 * conv(128, 128)
+       + 2 * conv(64, 64) + 4 * conv(3, 256, 1) + conv(3, 128, 1) + 2 * conv(3, 64, 1)
+       + conv(513, 512) + conv(512, 512, 4) + conv(512, 1, 1))
+  assert (g, d) == (23_044_309, 18_733_185)
+  cfg = models.default_model_config("msg_dcgan", 256)
+  assert _param_count(cfg) == (g, d)
+  assert round((g + d) / 1e6, 2) in (41.77, 41.78)   # Table 2: 41.77M
+  cfg.equalized = False                               # plain layers: the same count
+  assert _param_count(cfg) == (g, d)
+
+
+def test_msg_dcgan_generator_first_layers_match_numpy():
+  """dense (one bias per channel) → LeakyReLU → eq. conv 3x3 → LeakyReLU → pixel norm → ToRGB."""
+  gen = msg.MSGDCGANGenerator(resolution=8, z_dim=6, width=1 / 128)   # 4 channels
+  z = np.random.default_rng(5).normal(size=(2, 6)).astype(np.float32)
+  params = jax.tree_util.tree_map(np.asarray, gen.init(jax.random.PRNGKey(0), z,
+                                                       multiscale=True)["params"])
+  rng = np.random.default_rng(6)
+  params["bias4"] = rng.normal(size=4).astype(np.float32)
+  params["conv4"]["bias"] = rng.normal(size=4).astype(np.float32)
+  params["to_rgb4"]["bias"] = rng.normal(size=3).astype(np.float32)
+  out4 = gen.apply({"params": params}, z, multiscale=True)[0]
+  z64 = z.astype(np.float64)
+  h = (z64 @ params["dense4"]["kernel"] * math.sqrt(2) / math.sqrt(6)).reshape(2, 4, 4, 4)
+  h = _leaky(h + params["bias4"])
+  k = params["conv4"]["kernel"] * math.sqrt(2) / math.sqrt(9 * 4)
+  hp = np.pad(h, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  y = sum(np.einsum("bhwc,cd->bhwd", hp[:, i:i + 4, j:j + 4], k[i, j])
+          for i in range(3) for j in range(3)) + params["conv4"]["bias"]
+  y = _leaky(y)
+  y = y / np.sqrt(np.mean(y**2, axis=-1, keepdims=True) + 1e-8)
+  rgb = np.einsum("bhwc,cd->bhwd", y, params["to_rgb4"]["kernel"][0, 0] * math.sqrt(2) / 2)
+  np.testing.assert_allclose(out4, rgb + params["to_rgb4"]["bias"], rtol=1e-4, atol=1e-5)
 
 
 # ------------------------------------------------------------------ LAP parameter count

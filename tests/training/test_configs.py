@@ -31,10 +31,11 @@ def _module(name):
 
 
 CONFIG_NAMES = ALL_CONFIG_NAMES
-# Noise → image configs; the others are checked by their tasks' own tests (cyclegan:
+# Noise → image configs (task 'noise', and 'multiscale' for the MSG-GAN hosts: the same batch
+# of images); the others are checked by their tasks' own tests (cyclegan:
 # tests/training/test_cyclegan.py; semantic: tests/training/test_semantic_configs.py).
-NOISE_CONFIG_NAMES = [n for n in CONFIG_NAMES
-                      if _module(n).get_config().task.get("name", "noise") == "noise"]
+NOISE_CONFIG_NAMES = [n for n in CONFIG_NAMES if _module(n).get_config().task.get(
+    "name", "noise") in ("noise", "multiscale")]
 
 
 def _abstract_state(config):
