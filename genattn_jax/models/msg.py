@@ -163,7 +163,17 @@ def _check_scales(images: Any, stages: Tuple[int, ...]) -> Tuple[jax.Array, ...]
   return tuple(images)
 
 
-class MSGDCGANDiscriminator(nn.Module):
+class _MultiScaleDiscriminator(nn.Module):
+  """Fields shared by the two multi-scale discriminators (documented on each)."""
+  resolution: int = 256
+  width: float = 1.0
+  equalized: bool = True
+  mbstd_group: int = 4
+  dtype: Optional[jnp.dtype] = None
+  param_dtype: jnp.dtype = jnp.float32
+
+
+class MSGDCGANDiscriminator(_MultiScaleDiscriminator):
   """MSG-DCGAN discriminator, the official code's layout (see the module doc).
 
   Call: `discriminator(images, y=None, train=True) -> [B] float32 logits`, where `images`
@@ -177,12 +187,6 @@ class MSGDCGANDiscriminator(nn.Module):
     mbstd_group: minibatch-stddev group size (4).
     dtype, param_dtype: computation / parameter dtypes.
   """
-  resolution: int = 256
-  width: float = 1.0
-  equalized: bool = True
-  mbstd_group: int = 4
-  dtype: Optional[jnp.dtype] = None
-  param_dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, images: Any, y: Optional[jax.Array] = None,
@@ -215,7 +219,7 @@ class MSGDCGANDiscriminator(nn.Module):
     return wide(conv(h, 1, 1, "logit")[:, 0, 0, 0])
 
 
-class MSGDiscriminator(nn.Module):
+class MSGDiscriminator(_MultiScaleDiscriminator):
   """Multi-scale discriminator (see the module doc).
 
   Call: `discriminator(images, y=None, train=True) -> [B] float32 logits`, where `images`
@@ -232,13 +236,8 @@ class MSGDiscriminator(nn.Module):
     mbstd_group: minibatch-stddev group size (4).
     dtype, param_dtype: computation / parameter dtypes.
   """
-  resolution: int = 256
-  width: float = 1.0
   combine: str = "simple"
   equalized: bool = False
-  mbstd_group: int = 4
-  dtype: Optional[jnp.dtype] = None
-  param_dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, images: Any, y: Optional[jax.Array] = None,
