@@ -48,6 +48,16 @@ def _env():
   return env
 
 
+def read_suite_json(case: absltest.TestCase, path: str, stderr: str) -> dict:
+  """One benchmark JSON of the suite: it exists (else `stderr` is shown) and says 'done'."""
+  name = os.path.basename(path)
+  case.assertTrue(os.path.exists(path), msg=f"{name} missing; stderr:\n{stderr}")
+  with open(path, encoding="utf-8") as f:
+    data = json.load(f)
+  case.assertEqual(data["status"], "done", msg=name)
+  return data
+
+
 def _has_torch() -> bool:
   if not TORCH_PYTHON.exists():
     return False
@@ -73,12 +83,7 @@ class GpuSuiteSmokeTest(absltest.TestCase):
     super().tearDownClass()
 
   def _json(self, name):
-    path = os.path.join(self.out, name)
-    self.assertTrue(os.path.exists(path), msg=f"{name} missing; stderr:\n{self.proc.stderr}")
-    with open(path, encoding="utf-8") as f:
-      data = json.load(f)
-    self.assertEqual(data["status"], "done", msg=name)
-    return data
+    return read_suite_json(self, os.path.join(self.out, name), self.proc.stderr)
 
   def test_script_succeeds_and_prints_the_summary(self):
     self.assertEqual(self.proc.returncode, 0, msg=self.proc.stderr[-3000:])

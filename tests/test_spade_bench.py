@@ -37,7 +37,7 @@ if str(REPO_ROOT) not in sys.path:
 from benchmarks import gpu_suite_train  # noqa: E402
 from genattn_jax import models  # noqa: E402
 from genattn_jax.training.tasks import semantic  # noqa: E402
-from tests.test_gpu_suite_smoke import _has_torch  # noqa: E402  (same torch venv check)
+from tests.test_gpu_suite_smoke import _has_torch, read_suite_json  # noqa: E402
 
 TORCH_PYTHON = REPO_ROOT / ".venv-ref" / "bin" / "python"
 
@@ -93,12 +93,7 @@ class SpadeBenchTinyTest(absltest.TestCase):
     super().tearDownClass()
 
   def _json(self, name, proc):
-    path = os.path.join(self.out, name)
-    self.assertTrue(os.path.exists(path), msg=f"{name} missing; stderr:\n{proc.stderr[-3000:]}")
-    with open(path, encoding="utf-8") as f:
-      data = json.load(f)
-    self.assertEqual(data["status"], "done", msg=name)
-    return data
+    return read_suite_json(self, os.path.join(self.out, name), proc.stderr[-3000:])
 
   def _check_result(self, data):
     result = data["result"]

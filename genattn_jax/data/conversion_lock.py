@@ -11,7 +11,7 @@ the finished conversion instead of converting again.
 """
 
 import os
-from typing import Callable
+from typing import Callable, Tuple
 
 from absl import logging
 import filelock
@@ -28,7 +28,7 @@ def lock_path(data_dir: str, builder: tfds.core.DatasetBuilder) -> str:
 
 def prepare_once(data_dir: str, make_builder: Callable[[], tfds.core.DatasetBuilder],
                  prepare: Callable[[tfds.core.DatasetBuilder], None]
-                 ) -> tfds.core.DatasetBuilder:
+                 ) -> Tuple[tfds.core.DatasetBuilder, bool]:
   """Prepares the dataset of `make_builder()` unless it is (or becomes) prepared.
 
   Args:
@@ -39,11 +39,11 @@ def prepare_once(data_dir: str, make_builder: Callable[[], tfds.core.DatasetBuil
       `builder.download_and_prepare()` and reports).
 
   Returns:
-    A prepared builder.
+    (a prepared builder, whether this call converted it).
   """
   builder = make_builder()
   if builder.is_prepared():
-    return builder
+    return builder, False
   path = lock_path(data_dir, builder)
   lock = filelock.FileLock(path)
   try:
@@ -55,8 +55,9 @@ def prepare_once(data_dir: str, make_builder: Callable[[], tfds.core.DatasetBuil
     lock.acquire()
   try:
     builder = make_builder()
-    if not builder.is_prepared():
-      prepare(builder)
-    return builder
+    if builder.is_prepared():
+      return builder, False
+    prepare(builder)
+    return builder, True
   finally:
     lock.release()

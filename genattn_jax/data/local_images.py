@@ -280,7 +280,6 @@ def prepare_local_images(source: str, data_dir: str, image_size: Optional[int] =
   config = local_images_config(source, image_size, skip_unreadable)
   data_dir = os.path.expanduser(data_dir)
   make = lambda: LocalImages(config=config, data_dir=data_dir, file_format="array_record")
-  converted = []
 
   def convert(builder):
     older = _older_conversions(builder, config.name)
@@ -288,14 +287,13 @@ def prepare_local_images(source: str, data_dir: str, image_size: Optional[int] =
            "first conversion")
     _report(f"converting {config.source} to {builder.data_dir} ({why})")
     builder.download_and_prepare()
-    converted.append(True)
     if builder.skipped:
       _report(f"skipped {len(builder.skipped)} unreadable image(s) of {config.source} "
               f"(config.data.skip_unreadable): {builder.skipped[:5]}"
               + (" ..." if len(builder.skipped) > 5 else ""))
 
   # One process converts; one started beside it waits and reuses the result.
-  builder = conversion_lock.prepare_once(data_dir, make, convert)
+  builder, converted = conversion_lock.prepare_once(data_dir, make, convert)
   if not converted:
     _report(f"reusing the conversion of {config.source} in {builder.data_dir} (file listing "
             "unchanged)")

@@ -354,9 +354,10 @@ def prepare_paired(data_config, splits: Sequence[str]) -> tfds.core.DatasetBuild
                         label_nc=nc, contain_dontcare_label=dc, use_instance=inst,
                         splits=tuple(splits), description=f"paired data from {root}")
   data_dir = os.path.expanduser(data_config.data_dir)
-  return conversion_lock.prepare_once(
+  builder, _ = conversion_lock.prepare_once(
       data_dir, lambda: PairedImages(config=config, data_dir=data_dir, file_format="array_record"),
-      lambda builder: builder.download_and_prepare())
+      lambda b: b.download_and_prepare())
+  return builder
 
 
 # ------------------------------------------------------------------------------ grain
