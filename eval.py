@@ -71,6 +71,11 @@ _INTRA_FID = flags.DEFINE_integer("intra_fid_classes", 0, "With --workdir of a c
                                   "conditional run: also report intra-FID over this many "
                                   "classes (metrics/intra_fid.py; real per-class statistics "
                                   "cached in the workdir).")
+_GENERATOR = flags.DEFINE_enum("generator", "config", list(sampling.GENERATOR_CHOICES),
+                               "With --workdir: score the EMA generator, the raw one, both "
+                               "(keys get an _ema / _raw suffix; the real side is read for "
+                               "each, so pass it as a statistics .npz), or what the run's "
+                               "config says (eval.fid_both, eval.fid_params).")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the KID subsets (and of --workdir sampling).")
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show progress bars (on stderr).")
 _DISTRIBUTED = flags.DEFINE_bool("distributed", False, "Start jax.distributed (multi-process "
@@ -86,9 +91,10 @@ _CPU_COLLECTIVES = flags.DEFINE_string("cpu_collectives", "gloo", "With --distri
 _VERBOSE = flags.DEFINE_bool("verbose", False, "Show INFO logs of third-party libraries.")
 
 
-def _fake_from_workdir(workdir: str):
+def _fake_from_workdir(workdir: str, generator: str):
   return sampling.sample_images_from_workdir(workdir, num_images=_NUM_IMAGES.value,
-                                             batch_size=_BATCH_SIZE.value, seed=_SEED.value)
+                                             batch_size=_BATCH_SIZE.value, seed=_SEED.value,
+                                             generator=generator)
 
 
 def main(argv):
@@ -121,12 +127,32 @@ def main(argv):
     result.update(intra_fid.intra_fid_for_run(_WORKDIR.value, _INTRA_FID.value))
   if _JSON.value:
     print(json.dumps(result, sort_keys=True))
-  else:
+  elif "fid" in result:
     print(evaluate.format_result(result))
+  else:  # both generators: one summary each
+    for name in ("ema", "raw"):
+      print(f"{name} generator:")
+      print(evaluate.format_result({key[:-len(name) - 1]: value for key, value in result.items()
+                                    if key.endswith(f"_{name}")}))
+    if "intra_fid" in result:
+      print(f"intra-FID: {result['intra_fid']:.4f}")
 
 
 def _evaluate():
-  fake = _FAKE.value if _FAKE.value else _fake_from_workdir(_WORKDIR.value)
+  if _FAKE.value:
+    return _evaluate_fake(_FAKE.value)
+  names = sampling.generators_to_score(sampling.load_run_config(_WORKDIR.value),
+                                       _GENERATOR.value)
+  if len(names) == 1:
+    return _evaluate_fake(_fake_from_workdir(_WORKDIR.value, names[0]))
+  result = {}
+  for name in names:
+    one = _evaluate_fake(_fake_from_workdir(_WORKDIR.value, name))
+    result.update({f"{key}_{name}": value for key, value in one.items()})
+  return result
+
+
+def _evaluate_fake(fake):
   size = _IMAGE_SIZE.value
   return evaluate.evaluate_paths(
       _REAL.value, fake, weights_path=_WEIGHTS.value, batch_size=_BATCH_SIZE.value,

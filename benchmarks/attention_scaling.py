@@ -4,7 +4,7 @@ The setting of Table 5 of the AN paper (Wang et al., "Attentive Normalization
 for Conditional Image Generation", CVPR 2020, Sec. 5.4, "The Empirical
 Evaluation of Computational Efficiency"): one `[1, H, W, 32]` float32 feature
 map, H = W in 128, 256, 512, 1024, inference only. The paper times AN (n = 16)
-and self-attention in PyTorch on an RTX 2080 and reports AN growing linearly
+and self-attention in PyTorch on one "TiTAN 2080" (its words) and reports AN growing linearly
 in H * W and self-attention quadratically (out of memory from 512x512). Here
 the same is measured for the project's blocks:
 
@@ -108,7 +108,7 @@ ROW_FIELDS = ("status", "median_ms", "min_ms", "compile_s", "peak_memory_bytes",
 GATE_PARAMS = ("gamma", "rho")
 GATE_VALUE = 0.5
 EQUALITY_TOL = 1e-5
-# Table 5 of the AN paper (ms; PyTorch 1.1.0, one RTX 2080, B = 1, C = 32;
+# Table 5 of the AN paper (ms; PyTorch 1.1.0, one "TiTAN 2080" GPU, B = 1, C = 32;
 # None = out of GPU memory), for reference only.
 PAPER_TABLE5_MS = {
     "attentive_norm": {"128": 0.73, "256": 2.24, "512": 9.46, "1024": 37.68},

@@ -1,11 +1,11 @@
 """GPU suite, section `blocks`: attention-block forward times on [1, H, W, 32].
 
 The AN paper's Table 5 layout (Sec. 5.4: one [1, H, W, 32] float32 map, inference, H = W in
-128, 256, 512, 1024; its RTX 2080 times: AN 0.73 / 2.24 / 9.46 / 37.68 ms, self-attention
-5.21 / 79.42 ms, then out of memory). The JAX blocks and their settings are those of
-benchmarks/attention_scaling.py (`BLOCKS`: AN n = 16 with train=False, SAGAN self-attention,
-its memory-efficient evaluation, LAP, SPAP, CBAM; every residual gate set to 0.5), but all
-sizes run in this one process (a fresh process per row costs seconds of GPU start-up each):
+128, 256, 512, 1024; its times on one "TiTAN 2080" (the paper's words): AN 0.73 / 2.24 /
+9.46 / 37.68 ms, self-attention 5.21 / 79.42 ms, then out of memory). The JAX blocks and their
+settings are those of benchmarks/attention_scaling.py (`BLOCKS`: AN n = 16 with train=False,
+SAGAN self-attention, its memory-efficient evaluation, LAP, SPAP, CBAM; every residual gate
+set to 0.5), but all sizes run in this one process (a fresh process per row costs seconds of GPU start-up each):
 sizes ascending, each block compiled (`compile_s`), one warm-up call, then up to 5 timed
 calls (fewer when they would not fit the budget). An out-of-memory error (at compile or run
 time) is recorded as 'oom: ...' and the block is not tried at larger sizes; plain

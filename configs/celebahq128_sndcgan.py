@@ -1,11 +1,13 @@
 """CelebA-HQ 128x128 vanilla SNDCGAN, row 1 of the spap paper's Table 1 (Sec. 4.3-4.4).
 
 SNDCGAN-128 (compare_gan layout, `models/sndcgan.py`) with spectral norm in G and D, no SPAP,
-no atrous convs; Adam D 2e-4 / G 1e-4, β=(0.5, 0.999), batch 64, 100k steps, non-saturating
-loss. Paper (Table 1): G 20.065M parameters, FID best 25.42 / median 26.11 on 27k/3k
+no atrous convs; Adam D 2e-4 / G 1e-4, batch 64, 100k steps (Sec. 4.3). The paper gives no
+β and no loss for these runs: β=(0.5, 0.999) and the non-saturating loss are compare_gan's
+SNDCGAN settings (the setting Sec. 4.3 says it follows), our choice. Paper (Table 1): G 20.065M parameters, FID best 25.42 / median 26.11 on 27k/3k
 train/test images. This library's G has 19.53M (the gap is explained in `models/sndcgan.py`).
 
-The four rows of Table 1 are `celebahq128_sndcgan.py` (25.42), `celebahq128_sndcgan_aspp.py`
+Four of Table 1's five rows (SELF-MOD, 22.51, is another paper's method, not reproduced) are
+`celebahq128_sndcgan.py` (25.42), `celebahq128_sndcgan_aspp.py`
 (20.07), `celebahq128_sndcgan_spap_f2c.py` (19.73) and `celebahq128_sndcgan_spap.py`
 (coarse-to-fine, 18.47); they differ only in `model.g_blocks`, the D atrous convs and the
 delayed update.

@@ -1,4 +1,4 @@
-"""CelebA-HQ 128x128 SNDCGAN + SPAP fine-to-coarse, row 3 of the spap paper's Table 1.
+"""CelebA-HQ 128x128 SNDCGAN + SPAP fine-to-coarse, row 4 of the spap paper's Table 1.
 
 As `celebahq128_sndcgan_spap.py` (SPAP after G's 64x64 map, rates (3, 5, 7), atrous D,
 SPAP / atrous frozen for 40k steps) with the cascade starting from the finest level

@@ -1,8 +1,10 @@
 """CIFAR-10 32², MSG-DCGAN with LAP after every generator conv at 8² … 32²: the CPU-scale twin of
 configs/lsun_bedroom256_msg_dcgan_lap.py.
 
-Same host, loss and optimiser as the paper's LSUN setting (Adam lr 0.003 (G and D), β = (0, 0.99), relativistic average hinge loss; the official MSG-GAN code's network, see
-genattn_jax/models/msg.py); batch 32; no flips; EMA decay 0.999 (the code's);
+Settings: the LAP paper's (25M real images, relativistic hinge loss, no flips) and, for the rest,
+the official MSG-GAN code's (its network, see genattn_jax/models/msg.py: 41,777,494 parameters at
+256², Table 2: 41.77M; Adam 0.003, β = (0, 0.99), no R1, EMA 0.999; batch 32, the code's is 20);
+sources in genattn_jax/training/lap_experiments.py.
 FID against the CIFAR-10 test split. The paper reports no CIFAR-10 numbers; its LSUN Bedroom
 figures for this host are FID 60.9 → 24.9 with LAP (Table 1).
 

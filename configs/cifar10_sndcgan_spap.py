@@ -2,8 +2,9 @@
 
 SNDCGAN (Miyato et al. 2018) with spectral norm in G and D; SPAP (rates (3, 5, 7),
 coarse-to-fine) after G's 16x16 map and `AtrousConvBlock` in D's second down-sampling layer,
-the spap paper's placement scaled from 128² to 32². Adam D 2e-4 / G 1e-4, β=(0.5, 0.999),
-batch 64, non-saturating loss as in the SNDCGAN setting.
+the spap paper's placement scaled from 128² to 32². Adam D 2e-4 / G 1e-4, batch 64 (Sec. 4.3);
+β=(0.5, 0.999) and the non-saturating loss are compare_gan's SNDCGAN settings (the paper
+gives neither for these runs).
 
 Command:
   .venv/bin/python train.py --config=configs/cifar10_sndcgan_spap.py \

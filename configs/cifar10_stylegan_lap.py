@@ -1,7 +1,10 @@
 """CIFAR-10 32², StyleGAN with LAP after every generator conv at 8² … 32²: the CPU-scale twin of
 configs/lsun_bedroom256_stylegan_lap.py.
 
-Same host, loss and optimiser as the paper's LSUN setting (Adam lr 0.001 (G and D), β = (0, 0.99), non-saturating loss + R1 γ = 10 every D step, mapping-network lr multiplier 0.01, style mixing 0.9); batch 32; no flips;
+Settings: the LAP paper's (25M real images, non-saturating loss + R1 γ = 10, no flips) and, for the
+rest, the official StyleGAN code's defaults at 32² (Adam 0.001, β = (0, 0.99), mapping lr × 0.01,
+style mixing 0.9, batch 32, EMA half-life 10k images); sources in
+genattn_jax/training/lap_experiments.py.
 FID against the CIFAR-10 test split. The paper reports no CIFAR-10 numbers; its LSUN Bedroom
 figures for this host are FID 4.2 → 3.4 with LAP (Table 1).
 

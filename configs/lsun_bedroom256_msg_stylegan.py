@@ -1,9 +1,11 @@
 """LSUN Bedroom 256², MSG-StyleGAN, no attention block (the baseline).
 
-LAP paper (Shim et al., CVPR 2022) setting: Adam lr 0.003 (G and D), β = (0, 0.99), non-saturating loss + R1 γ = 10 (over the real pyramid), combine φ_lin (the choice whose parameter count matches Table 2), style mixing 0.9; batch 32; 25M real images
-(781,250 steps); no flips; EMA of G (half-life 10k images); FID of 50k samples vs 50k real.
+Settings: the LAP paper's (25M real images, non-saturating loss + R1 γ = 10 over the real pyramid,
+no flips, FID of 50k samples vs 50k real) and, for the rest, the official MSG-StyleGAN code's
+defaults (Adam 0.003, β = (0, 0.99), φ_lin, style mixing 0.9, EMA half-life 10k images; batch 32);
+sources in genattn_jax/training/lap_experiments.py.
 Table 1 target (LSUN Bedroom 256², 25M images): FID 6.5 / FSD 54.4 (baseline; 5.9 / 49.1 with LAP).
-Ours: not yet measured (needs an accelerator; 256² StyleGAN on the 2-core CPU of this project
+Ours: not yet measured (needs an accelerator; 256² MSG-StyleGAN on the 2-core CPU of this project
 runs at minutes per step).
 
 Progressive growing is not used (every host trains at full resolution from step 0): the

@@ -1,7 +1,9 @@
 """LSUN Bedroom 256², StyleGAN, no attention block (the baseline).
 
-LAP paper (Shim et al., CVPR 2022) setting: Adam lr 0.001 (G and D), β = (0, 0.99), non-saturating loss + R1 γ = 10 every D step, mapping-network lr multiplier 0.01, style mixing 0.9; batch 32; 25M real images
-(781,250 steps); no flips; EMA of G (half-life 10k images); FID of 50k samples vs 50k real.
+Settings: the LAP paper's (25M real images, non-saturating loss + R1 γ = 10, no flips, FID of 50k
+samples vs 50k real) and, for the rest, the official StyleGAN code's defaults at 256² (Adam 0.002, β
+= (0, 0.99), mapping lr × 0.01, style mixing 0.9, batch 32, EMA half-life 10k images); sources in
+genattn_jax/training/lap_experiments.py.
 Table 1 target (LSUN Bedroom 256², 25M images): FID 4.2 / FSD 38.4 (baseline; 3.4 / 34.5 with LAP).
 Ours: not yet measured (needs an accelerator; 256² StyleGAN on the 2-core CPU of this project
 runs at minutes per step).

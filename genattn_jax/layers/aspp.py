@@ -2,8 +2,16 @@
 
 Source: L.-C. Chen, G. Papandreou, F. Schroff, H. Adam, "Rethinking Atrous
 Convolution for Semantic Image Segmentation" (DeepLab v3, arXiv:1706.05587),
-Sec. 3.3 and Fig. 5. The SPAP paper (Sun & Wu, Sec. 4.4, Tables 1-3) uses this
-module, concatenate + 1x1 fuse, as its "vanilla ASPP" baseline.
+Sec. 3.3 and Fig. 5.
+
+The SPAP paper (Sun & Wu, Sec. 4.4, Tables 1-3) compares against a "vanilla ASPP"
+baseline, citing DeepLab [5] (Chen et al., TPAMI 2017) and describing it only as parallel
+atrous convolutions "concatenated together, followed by a 1 × 1 convolution" (Sec. 1); it
+names no image-pooling branch and no norm. Which ASPP it ran is therefore a reading. The
+CycleGAN ASPP configs use this module with its v3 branches (1x1, atrous 3x3, image pooling,
+no norm); the CelebA-HQ config `celebahq128_sndcgan_aspp.py` reads it as SPAP's own pyramid
+with concatenation + 1x1 (no image pooling), the reading whose parameter count is closest
+to Table 1's (see that config).
 """
 
 from typing import Callable, Optional, Sequence

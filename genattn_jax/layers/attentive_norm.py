@@ -43,8 +43,8 @@ def regional_instance_norm(x: jax.Array,
     mu_i    = sum_p S_i(p) x(p) / sum_p S_i(p)
     sigma_i = sqrt(sum_p S_i(p) (x(p) - mu_i)^2 / sum_p S_i(p))
 
-  (our reading of mu(X_{S_i}) and sigma(X_{S_i}): statistics "of the region",
-  Fig. 3), and the output is
+  (our reading of mu(X_{S_i}) and sigma(X_{S_i}); Fig. 3's caption: "each mean and variance
+  are computed on the feature points of the same color"), and the output is
 
     x_bar = sum_i ((x - mu_i) / (sigma_i + epsilon) * beta_i + alpha_i) * S_i.
 
@@ -144,7 +144,9 @@ class AttentiveNormalization(nn.Module):
       released code uses 1e-3).
 
   Differences of the released TensorFlow code (dvlab-research/AttenNorm,
-  inpainting model) from the paper, which this module does NOT follow:
+  inpainting model) from the paper, which this module does NOT follow (the code
+  behind the paper's class-conditional numbers, Tables 1-2, is not the released
+  one, so for the library's class-conditional use the paper's equations rule):
   it normalizes a 1x1-conv "value" map v(X) instead of X; it has no per-region
   affine beta/alpha; its regional mean divides the masked sum by both H*W and
   the mask mass, and its variance sums the squared deviation of the masked map

@@ -87,8 +87,9 @@ def patch_instance_norm(x: jax.Array, patch_hw: Sequence[int],
   shifted and scaled independently to zero mean and unit variance:
   `(x - mean) / sqrt(var + eps)`, with the biased (population) variance over
   the ph * pw positions of the patch. There are no learnable scale/shift
-  parameters: the paper defines Patch-IN as a pure normalisation whose purpose
-  is to put the largest value of every patch near 1 before the sigmoid.
+  parameters: the paper calls Patch-IN an "instance normalization function"
+  (Sec. 4.2) that "calibrates the highest activated value of a feature patch to
+  nearby 1" before the sigmoid, and mentions no affine parameters.
 
   Statistics are computed in at least float32 (so bfloat16 inputs keep their
   accuracy) and the result is cast back to `x.dtype`.
@@ -225,23 +226,27 @@ class LocalAttentionPyramid(nn.Module):
   1 / S, so at initialisation the learned combination equals the fixed mean.
   Why a learned combination is the default: Table 5 of the paper reports that
   adding Sec. 4.2 to StyleGAN-256 adds about 11K learnable parameters, while
-  Eq. 3-8 alone have none. One weight per channel and patch shape gives, for
+  Eq. 3-8 alone have none (in our reading: the paper mentions no parameters
+  for them). One weight per channel and patch shape gives, for
   a generator whose LAP modules see C_m channels each,
 
     #params(Sec. 4.2) = S * sum_m C_m.
 
-  StyleGAN-256 has a LAP after each of the two 3x3 convolutions of the
-  8^2 ... 256^2 blocks (12 modules; Table 5's "+ Eq. 1 + 0.2K" row, 12 x 18
-  spatial-conv weights = 216, fixes that count), with C_m = 512 (8^2 - 32^2),
+  We read "in every convolution blocks of the generator" (Sec. 5.2) as a LAP
+  after each of the two 3x3 convolutions of StyleGAN-256's 8^2 ... 256^2 blocks
+  (12 modules; consistent with Table 5's "+ Eq. 1 + 0.2K" row, 12 x 18
+  spatial-conv weights = 216, though not with its "+ 95K" for Sec. 4.1, see
+  `models/stylegan.py`), with C_m = 512 (8^2 - 32^2),
   256 (64^2), 128 (128^2), 64 (256^2), so
 
     #params = 3 * 2 * (3 * 512 + 256 + 128 + 64) = 3 * 3968 = 11,904,
 
-  the paper's "+ 11K" (its table truncates; one weight per channel without the
-  shape index would give 3,968, a weight per channel and pyramid level 10,240,
-  neither of which matches as well as a per-shape combination, which is also
-  the part Sec. 4.2 leaves open). No official code was available, so this is
-  our reading; `combine='mean'` keeps the parameter-free variant. Set
+  close to the paper's "+ 11K" (the paper does not say how it rounds). One
+  weight per channel without the shape index would give 3,968, too few; a
+  weight per channel and pyramid level would give 10,240, about as close to
+  11K. We weight per shape because how the square, wide and long outputs are
+  merged is the part Sec. 4.2 leaves open. No official code was available, so
+  this is our reading; `combine='mean'` keeps the parameter-free variant. Set
   `patch_shapes` to a subset (e.g. `("square",)`) to use fewer shapes.
 
   Parameters: 'shape_weights' [S, C] with combine='learned', none with

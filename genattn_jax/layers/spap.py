@@ -51,7 +51,8 @@ class AttentiveFuse(nn.Module):
   Eq. 5 of the paper writes the two weights as `alpha_i` and
   `(1 - alpha_{i+1})`; with one predicted map per fuse step this can only be
   the same map, so it is read as a convex per-pixel blend. The paper says only
-  "a sequence of convolutional layers followed by a sigmoid"; the two-conv
+  that it is "predicted by sequence of convolutional neural network followed by
+  sigmoid activation" (Sec. 3.2); the two-conv
   stack here is this library's choice. The map is stored with
   `self.sow('intermediates', 'attention', alpha)`.
 
@@ -301,7 +302,8 @@ class AtrousConvBlock(nn.Module):
 
   Replaces one (usually downsampling) discriminator conv: the original conv
   (`kernel_size`, no dilation) and one `atrous_kernel_size` conv per rate in
-  `rates` (Sec. 4.3: (3, 5, 7), 3x3) all see the input with the same `strides`
+  `rates` (Sec. 4.3: rates (3, 5, 7); the paper gives no kernel size for D's atrous
+  convs, 3x3 (as SPAP's own atrous levels) is our choice) all see the input with the same `strides`
   and `features`. Output:
 
     `y = (conv(x) + mean_r atrous_r(x)) / 2`

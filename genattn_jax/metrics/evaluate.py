@@ -181,6 +181,8 @@ def format_result(result: Dict) -> str:
     lines.append(f"KID: {result['kid_mean']:.6f} {spread}")
   if "is_mean" in result:
     lines.append(f"IS: {result['is_mean']:.4f} +- {result['is_std']:.4f}")
+  if "intra_fid" in result:
+    lines.append(f"intra-FID: {result['intra_fid']:.4f}")
   for key in ("saved_real_stats", "saved_fake_stats"):
     if key in result:
       lines.append(f"{key.replace('_', ' ')}: {result[key]}")

@@ -168,7 +168,8 @@ class PatchDiscriminator(nn.Module):
 
   Attributes:
     ndf: base width (64).
-    atrous: widen the third conv with parallel stride-2 3x3 atrous convs.
+    atrous: widen the third conv with parallel stride-2 atrous convs (3x3: our choice, the
+      paper gives only their rates).
     atrous_rates: their dilation rates ((3, 5, 7)).
     norm_bias: biases on conv1..conv3 (each feeds an instance norm; see the module doc).
     dtype, param_dtype: computation and parameter dtypes.

@@ -16,8 +16,8 @@ At the full resolution D starts from a FromRGB 1×1 conv of the R² image (for e
   (Table 1: FID 60.9 → 24.9 on LSUN bedroom with LAP). The LAP paper follows "the default
   training settings in the official implementation of ... MSG-GAN" (Sec. 5.2); we follow the
   layers of that implementation's default network (the BMSG-GAN code, `use_eql=True`), whose
-  count at 256² is G 23,044,309 + D 18,733,185 = 41,777,494 parameters, the 41.77M of the LAP
-  paper's Table 2 (tested):
+  count at 256² is G 23,044,309 + D 18,733,185 = 41,777,494 parameters (41.78M, within 0.02%
+  of the 41.77M of the LAP paper's Table 2; tested):
   G: z → dense to 4×4×nf(4) (the code's 4×4 transposed conv of the 1×1 latent) → LeakyReLU(0.2)
   → conv 3×3 → LeakyReLU → pixel norm; per stage 8² … R²: nearest ×2 → 2 × (conv 3×3 →
   LeakyReLU(0.2) → pixel norm). ToRGB: a linear 1×1 conv at every stage (no tanh, as in the

@@ -284,7 +284,7 @@ def split_by_position(placements: Sequence[BlockPlacement], field: str = "blocks
   `'after_block'` (default): after the stage (residual block) whose output has the listed
   resolution. `'in_block'`: inside that residual block, between its first conv and the
   activation that follows (the AN paper's "between the convolutional layer and the activation
-  layer", Sec. 3.4 / Fig. 6); only backbones with residual blocks (ResNet) support it.
+  layer", Sec. 4 / Fig. 6); only backbones with residual blocks (ResNet) support it.
 
   Returns:
     (after-block placements, in-block placements).

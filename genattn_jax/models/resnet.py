@@ -3,7 +3,7 @@
 Sources: Miyato et al., "Spectral Normalization for GANs" (ICLR 2018), Appendix
 B.4 / Fig. 8 (residual blocks, "optimized" first D block); Miyato & Koyama,
 "cGANs with Projection Discriminator" (ICLR 2018), Eq. 3 (projection head) and
-their 128x128 ImageNet networks (the layout SAGAN and the AN paper, Sec. 4.1,
+their 128x128 ImageNet networks (the layout SAGAN and the AN paper, Sec. 4,
 build on: "our generator G is sequentially formed by five residual blocks").
 The AN paper applies spectral norm to G as well (Sec. 5.1, SN-GAN*):
 `spectral_norm=True` on `ResNetGenerator`.

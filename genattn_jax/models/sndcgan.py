@@ -182,9 +182,10 @@ class SNDCGANDiscriminator(nn.Module):
 
   With `atrous=True`, the stride-2 convs of the stages in `atrous_stages`
   become `layers.spap.AtrousConvBlock` (the original 4x4 conv averaged with
-  the mean of parallel 3x3 stride-2 atrous convs, SPAP paper Sec. 3.2 /
-  Fig. 3). The SPAP paper puts it "in second downsample layer" (Sec. 4.3),
-  hence the default `atrous_stages=(2,)`, rates (3, 5, 7) (Sec. 4.3).
+  the mean of parallel stride-2 atrous convs, SPAP paper Sec. 3.2 /
+  Fig. 3; 3x3 is our choice, the paper gives only their rates). The SPAP paper puts it "in
+  second downsample layer" (Sec. 4.3), hence the default `atrous_stages=(2,)`, rates (3, 5, 7)
+  (Sec. 4.3).
 
   Attributes:
     resolution: input size R (a multiple of 8).

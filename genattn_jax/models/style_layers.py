@@ -284,12 +284,14 @@ HOST_ATTENTION = ("", "lap", "self_attention", "memory_efficient_self_attention"
 
 def attention_after_conv(x: jax.Array, attention: str, attention_kwargs, resolution: int,
                          conv_index: int, *, dtype, param_dtype, parent_name: str = "") -> jax.Array:
-  """The LAP / self-attention / CBAM block placed after one generator conv (Table 4 positions).
+  """The LAP / self-attention / CBAM block placed after one generator conv (LAP's positions).
 
-  The LAP paper puts one module after every convolution of every generator block except
-  4² (Sec. 5.2; the 12 modules of StyleGAN-256 are what Table 5's parameter counts add up
-  to), with the pyramid depth `lap_levels_for_resolution(resolution)`; SA and CBAM go at the
-  same positions for Table 4. Call inside a compact method; the block is named
+  The LAP paper applies its module "in every convolution blocks of the generator" (Sec. 5.2);
+  our reading is one module after every convolution of every generator block except 4²
+  (12 modules in StyleGAN-256: consistent with Table 5's "+ Eq. 1 + 0.2K", not with its
+  "+ 95K" for Sec. 4.1, see `models/stylegan.py`), with the pyramid depth
+  `lap_levels_for_resolution(resolution)`; SA and CBAM go at the same positions for Table 4
+  (the paper does not say where it put them). Call inside a compact method; the block is named
   `f'{attention}_r{resolution}_conv{conv_index}'`. Plain (not spectral) convolutions, as the
   StyleGAN / MSG hosts have no spectral norm.
 

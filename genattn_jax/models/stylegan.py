@@ -36,7 +36,8 @@ nf(r) → nf(r/2)); at 4²: minibatch stddev (group 4, one map) → conv 3×3 �
 dense(1). All equalised-lr, no normalisation.
 
 Parameter count at 256² (width 1): G 26,082,883 + D 23,042,625 = 49,125,508 (G 26,083,395,
-total 49,126,020 with the official constant-layer bias), the LAP paper's 49.13M (Table 2). With LAP: + 91,492 (Sec. 4.1: 79,588; Sec. 4.2: 11,904) = 49.22M (Table 4:
+total 49,126,020 with the official constant-layer bias): 49.13M rounded, as in the LAP paper's
+Table 2. With LAP: + 91,492 (Sec. 4.1: 79,588; Sec. 4.2: 11,904) = 49.22M (Table 4:
 49.24M; Table 5 gives Sec. 4.1 as 95K where Eq. 1-2 with 3×3 kernels give us 80K, a gap the
 paper does not let us explain); with CBAM 49.35M (Table 4: 49.36M).
 

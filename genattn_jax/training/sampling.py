@@ -14,6 +14,44 @@ from genattn_jax.training import evaluation
 from genattn_jax.training import state as state_lib
 
 
+GENERATOR_CHOICES: Tuple[str, ...] = ("config", "ema", "raw", "both")
+
+
+def load_run_config(workdir: str) -> ml_collections.ConfigDict:
+  """The config a `train.py` run saved (`workdir/config.json`).
+
+  Raises:
+    FileNotFoundError: `workdir` has no config.json.
+  """
+  workdir = os.path.abspath(os.path.expanduser(workdir))
+  config_path = os.path.join(workdir, "config.json")
+  if not os.path.exists(config_path):
+    raise FileNotFoundError(f"`workdir` {workdir} has no config.json: is it a train.py run?")
+  with open(config_path) as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
+def generators_to_score(config: ml_collections.ConfigDict, choice: str = "config"
+                        ) -> Tuple[str, ...]:
+  """Which generators to score: ('ema',), ('raw',) or ('ema', 'raw').
+
+  Args:
+    config: the run's config.
+    choice: 'ema', 'raw', 'both', or 'config' (the run's `eval.fid_both` / `eval.fid_params`,
+      as its in-training evaluation did).
+
+  Raises:
+    ValueError: an unknown `choice`.
+  """
+  if choice not in GENERATOR_CHOICES:
+    raise ValueError(f"`generator` must be one of {GENERATOR_CHOICES}, got {choice!r}.")
+  if choice == "config":
+    if config.eval.get("fid_both", False):
+      return ("ema", "raw")
+    return (config.eval.get("fid_params", "ema"),)
+  return ("ema", "raw") if choice == "both" else (choice,)
+
+
 def load_run(workdir: str, step: Optional[int] = None
              ) -> Tuple[ml_collections.ConfigDict, state_lib.GANState, int]:
   """Reads `workdir/config.json` and restores a verified checkpoint (newest by default).
@@ -22,11 +60,7 @@ def load_run(workdir: str, step: Optional[int] = None
     FileNotFoundError: no config.json or no usable checkpoint in `workdir`.
   """
   workdir = os.path.abspath(os.path.expanduser(workdir))
-  config_path = os.path.join(workdir, "config.json")
-  if not os.path.exists(config_path):
-    raise FileNotFoundError(f"`workdir` {workdir} has no config.json: is it a train.py run?")
-  with open(config_path) as f:
-    config = ml_collections.ConfigDict(json.load(f))
+  config = load_run_config(workdir)
   generator, discriminator = models.build_gan(config.model)
   target = state_lib.create_gan_state(config, generator, discriminator, jax.random.PRNGKey(0))
   checkpointer = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"), async_save=False)
@@ -44,8 +78,9 @@ def load_run(workdir: str, step: Optional[int] = None
 
 def sample_images_from_workdir(workdir: str, num_images: Optional[int] = None,
                                batch_size: int = 100, seed: int = 1234,
-                               step: Optional[int] = None) -> Iterator[np.ndarray]:
-  """Yields uint8 [b, R, R, 3] batches from the run's EMA generator.
+                               step: Optional[int] = None, generator: str = "ema"
+                               ) -> Iterator[np.ndarray]:
+  """Yields uint8 [b, R, R, 3] batches from the run's EMA or raw generator.
 
   Args:
     workdir: a `train.py` workdir.
@@ -53,12 +88,19 @@ def sample_images_from_workdir(workdir: str, num_images: Optional[int] = None,
     batch_size: generator batch size.
     seed: noise seed.
     step: checkpoint step (default: the newest that verifies).
+    generator: 'ema' (the EMA of G's weights) or 'raw' (G as trained).
+
+  Raises:
+    ValueError: `generator` is neither 'ema' nor 'raw'.
   """
+  if generator not in ("ema", "raw"):
+    raise ValueError(f"`generator` must be 'ema' or 'raw', got {generator!r}.")
   config, state, _ = load_run(workdir, step)
   num_images = num_images or config.eval.num_fake
-  generator, _ = models.build_gan(config.model)
+  params = state.ema_params if generator == "ema" else state.g_params
+  g_module, _ = models.build_gan(config.model)
   num_classes = config.model.get("num_classes", 0)
-  sample_fn = evaluation.make_sample_fn(generator, num_classes)
+  sample_fn = evaluation.make_sample_fn(g_module, num_classes)
   yield from evaluation.sample_batches(
-      sample_fn, state.ema_params, state.g_state, num_images=num_images, batch_size=batch_size,
+      sample_fn, params, state.g_state, num_images=num_images, batch_size=batch_size,
       z_dim=config.model.z_dim, num_classes=num_classes, seed=seed)

@@ -79,7 +79,7 @@ def validate_config(config, device_count: Optional[int] = None) -> None:
   ema = _get(config, "training.ema_decay", 0.0)
   need(isinstance(ema, (int, float)) and 0.0 <= ema <= 1.0, "training.ema_decay", "in [0, 1]")
   for field in ("training.r1_gamma", "training.gp_weight", "training.ortho_weight",
-                "training.ema_warmup_steps"):
+                "training.d_ortho_weight", "training.ema_warmup_steps"):
     value = _get(config, field, 0)
     need(isinstance(value, (int, float)) and value >= 0, field, ">= 0")
   need(_is_int(_get(config, "training.r1_interval", 1)) and _get(config, "training.r1_interval",
@@ -125,5 +125,14 @@ def validate_config(config, device_count: Optional[int] = None) -> None:
       value = _get(config, "eval.num_real")
       need(_is_int(value) and value >= 1, "eval.num_real",
            "an integer >= 1 when evaluating without `eval.real_stats`")
+  need(_get(config, "eval.fid_params", "ema") in ("ema", "raw"), "eval.fid_params",
+       "'ema' (FID of the EMA generator) or 'raw'")
+  intra = _get(config, "eval.intra_fid_classes", 0)
+  classes = _get(config, "model.num_classes", 0) or 0
+  need(_is_int(intra) and 0 <= intra <= classes, "eval.intra_fid_classes",
+       f"an integer in [0, model.num_classes = {classes}] (0 = no intra-FID)")
+  per_class = _get(config, "eval.intra_fid_per_class", 50)
+  need(_is_int(per_class) and per_class >= 2, "eval.intra_fid_per_class",
+       "an integer >= 2 (generated images per class)")
   if errors:
     raise ConfigError("invalid config:\n  " + "\n  ".join(errors))

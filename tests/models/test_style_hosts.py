@@ -318,3 +318,19 @@ def test_stylegan256_lap_learned_combination_adds_table5_count():
   lap_total = sum(n(v) for v in laps.values())
   assert lap_total == 11_904 + cst == 91_492
   assert round((n(shapes) - lap_total + n(d_shapes)) / 1e4) == 4913
+
+
+def test_lap_experiment_settings_follow_the_official_codes():
+  """StyleGAN takes the official code's lr of its training resolution (G_lrate_dict, base
+  0.001 below 128²); the MSG hosts keep 0.003; MSG-DCGAN has no R1 (the MSG-GAN code)."""
+  from genattn_jax.training import lap_experiments as le  # pylint: disable=g-import-not-at-top
+  lrs = {(host, data): le.host_config(host, data).optimizer.g_lr
+         for host in le.HOST_SETTINGS for data in le.DATASETS}
+  assert lrs == {("stylegan", "lsun_bedroom"): 0.002, ("stylegan", "cifar10"): 0.001,
+                 ("msg_stylegan", "lsun_bedroom"): 0.003, ("msg_stylegan", "cifar10"): 0.003,
+                 ("msg_dcgan", "lsun_bedroom"): 0.003, ("msg_dcgan", "cifar10"): 0.003}
+  for host in le.HOST_SETTINGS:
+    c = le.host_config(host, "lsun_bedroom")
+    assert c.optimizer.d_lr == c.optimizer.g_lr
+    assert c.training.r1_gamma == (0.0 if host == "msg_dcgan" else 10.0)
+    assert not c.data.random_flip  # Sec. 5.2

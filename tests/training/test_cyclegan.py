@@ -9,7 +9,7 @@ import pytest
 
 from configs import cityscapes_cyclegan_demo, cityscapes_cyclegan_demo_spap
 from genattn_jax.models import cyclegan
-from genattn_jax.training import parallel, state as state_lib, trainer
+from genattn_jax.training import state as state_lib, trainer
 from genattn_jax.training.tasks.cyclegan import CycleGANTask
 from tests.training import float64
 
@@ -161,23 +161,11 @@ def _run(backend_name, devices):
   config.model.resolution = config.data.image_size = 24  # the smallest with a PatchGAN patch
   config.model.pool_size = 4
   config.training.batch_size = 8
-  config.parallel.backend = backend_name
-  with jax.enable_x64(True):
-    generator, discriminator, train_step = trainer.build(config)
-    task = trainer.tasks_lib.get_task(config, generator, discriminator)
-    state = float64.to_float64(state_lib.create_gan_state(
-        config, generator, discriminator, jax.random.PRNGKey(0), task=task))
-    init = jax.device_get(state)
-    backend = parallel.make_backend(backend_name, train_step, devices)
-    dev_state = backend.put_state(state)
-    rng = np.random.default_rng(0)
-    for _ in range(2):
-      batch = {k: rng.uniform(-1, 1, (8, 24, 24, 3)) for k in ("image_a", "image_b")}  # float64
-      dev_state, metrics = backend.step(dev_state, backend.put_batch(batch),
-                                        jax.random.PRNGKey(1))
-    final = float64.host_state(backend_name, dev_state)
-    float64.assert_float64((final.g_params, final.d_params, final.d_state), backend_name)
-    return init, final, backend.get_metrics(metrics)
+  rng = np.random.default_rng(0)
+  batches = [{k: rng.uniform(-1, 1, (8, 24, 24, 3)) for k in ("image_a", "image_b")}  # float64
+             for _ in range(2)]
+  return float64.run_steps(config, batches, backend_name, devices,
+                           float_fields=("g_params", "d_params", "d_state"))
 
 
 def test_eight_devices_equal_one():

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from configs import cifar10_stylegan_lap
-from genattn_jax.training import parallel, state as state_lib, trainer
 from tests.training import float64
 
 STEPS = 2
@@ -30,23 +29,11 @@ def _config(backend):
 
 def _run(backend_name, devices):
   """STEPS steps in float64 (see tests/training/float64.py): (final state, metrics)."""
-  config = _config(backend_name)
-  with jax.enable_x64(True):
-    generator, discriminator, train_step = trainer.build(config)
-    state = float64.to_float64(state_lib.create_gan_state(
-        config, generator, discriminator, jax.random.PRNGKey(0), task=train_step.task))
-    backend = parallel.make_backend(backend_name, train_step, devices)
-    dev_state = backend.put_state(state)
-    rng = np.random.default_rng(0)
-    metrics = None
-    for _ in range(STEPS):
-      batch = {"image": rng.uniform(-1, 1, (32, 8, 8, 3)),  # float64
-               "label": np.zeros((32,), np.int32)}
-      dev_state, metrics = backend.step(dev_state, backend.put_batch(batch),
-                                        jax.random.PRNGKey(1))
-    final = float64.host_state(backend_name, dev_state)
-    float64.assert_float64((final.g_params, final.d_params, final.g_state), backend_name)
-    return final, backend.get_metrics(metrics)
+  rng = np.random.default_rng(0)
+  batches = [{"image": rng.uniform(-1, 1, (32, 8, 8, 3)),  # float64
+              "label": np.zeros((32,), np.int32)} for _ in range(STEPS)]
+  _, final, metrics = float64.run_steps(_config(backend_name), batches, backend_name, devices)
+  return final, metrics
 
 
 @pytest.fixture(scope="module")

@@ -103,6 +103,11 @@ def test_eval_plan_says_what_and_how_many():
   plan = trainer._eval_plan(c, start=0)  # pylint: disable=protected-access
   assert "500 EMA-generator samples vs 400 real images" in plan
   assert "2 step(s) every 10 (first 10, last 20)" in plan
+  plan_of = trainer._eval_plan  # pylint: disable=protected-access
+  c.eval.fid_params = "raw"
+  assert "500 raw-generator samples" in plan_of(c, 0)
+  c.eval.fid_both = True
+  assert "500 EMA- and raw-generator samples" in plan_of(c, 0)
   c.eval.every_steps = 0
   assert "no evaluation" in trainer._eval_plan(c, 0)  # pylint: disable=protected-access
 
@@ -243,6 +248,12 @@ def test_only_process_zero_takes_the_lock(tmp_path, monkeypatch):
                                 r"8 devices"),
     ("training.ema_decay", 1.5, r"config\.training\.ema_decay"),
     ("checkpoint.every_steps", 0, r"config\.checkpoint\.every_steps"),
+    ("training.d_ortho_weight", -1e-4, r"config\.training\.d_ortho_weight` = -0\.0001: "
+                                       r"expected >= 0"),
+    ("eval.fid_params", "best", r"config\.eval\.fid_params` = 'best': expected 'ema'"),
+    ("eval.intra_fid_classes", 3, r"config\.eval\.intra_fid_classes` = 3: expected an integer "
+                                  r"in \[0, model\.num_classes = 0\]"),
+    ("eval.intra_fid_per_class", 1, r"config\.eval\.intra_fid_per_class` = 1"),
 ])
 def test_bad_config_values_are_named(field, value, match):
   c = _config(3)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from configs import pairs_demo
-from genattn_jax.training import parallel, state as state_lib, trainer
+from genattn_jax.training import state as state_lib, trainer
 from tests.training import float64
 
 STEPS = 2
@@ -85,18 +85,8 @@ def _batches(dtype=np.float32):
 def run_float64(c, batches, backend_name, devices):
   """Steps of config `c` on `batches` in float64 (tests/training/float64.py) with the named
   backend on `devices`: (final state, metrics)."""
-  c.parallel.backend = backend_name
-  with jax.enable_x64(True):
-    g, d, train_step = trainer.build(c)
-    st = float64.to_float64(state_lib.create_gan_state(c, g, d, jax.random.PRNGKey(0)))
-    backend = parallel.make_backend(backend_name, train_step, devices)
-    dev = backend.put_state(st)
-    metrics = None
-    for batch in batches:
-      dev, metrics = backend.step(dev, backend.put_batch(batch), jax.random.PRNGKey(1))
-    final = float64.host_state(backend_name, dev)
-    float64.assert_float64((final.g_params, final.d_params, final.g_state), backend_name)
-    return final, backend.get_metrics(metrics)
+  _, final, metrics = float64.run_steps(c, batches, backend_name, devices)
+  return final, metrics
 
 
 def assert_same_run(run, ref, metric_keys):
