@@ -25,7 +25,6 @@ import os
 import pathlib
 import platform
 import subprocess
-import sys
 import tarfile
 import tempfile
 import time

@@ -210,7 +210,6 @@ def _file(args) -> str:
 
 def run_jax(args) -> int:
   import jax  # pylint: disable=import-outside-toplevel
-  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
   from benchmarks import _timing  # pylint: disable=import-outside-toplevel
   from genattn_jax import models  # pylint: disable=import-outside-toplevel
   from genattn_jax.training import parallel  # pylint: disable=import-outside-toplevel

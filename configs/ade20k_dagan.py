@@ -5,7 +5,8 @@ flips; batch 32, 200 epochs; hinge + feature matching λ 10 + VGG perceptual λ 
 Eq. 10) with DAGAN's generator (`models/dagan.py`, Sec. 3, Fig. 2: CAM on the last SPADE block's
 input + SAM on its output, LeakyReLU 0.2 → 3x3 conv → tanh). Init xavier-normal gain 0.02, zero
 bias. Adam β2 0.9 (the SPADE-based code's default; the text's 0.999:
-`--config.optimizer.b2=0.999`); spectral norm as the code (`model.sn_scope`, 'all' = the text).
+`--config.optimizer.b2=0.999`); spectral norm as the code (`model.sn_scope`, 'all' = LGGAN's
+text; DAGAN's does not mention it).
 Table 4 rows are selectable as in `cityscapes_dagan.py` (`:B1` ... `:B6`, default B6 = DAGAN).
 
 Paper (ADE20K, DAGAN Table 2): DAGAN mIoU 40.5, Acc 81.6, FID 31.9; GauGAN 38.5 / 79.9 / 33.9. Parameters: G 96.58M, D 5.84M

@@ -1,7 +1,8 @@
 """LGGAN (Tang et al., CVPR 2020) on ADE20K at 256x256.
 
 The SPADE / GauGAN system of `ade20k_spade.py` (150 classes + don't care = 151 label channels,
-286 → 256 crops, flips; batch 32, 200 epochs, LGGAN Sec. 4.1) with LGGAN's generator and losses
+286 → 256 crops, flips; 200 epochs, LGGAN supplementary Sec. 6.1; batch 32, our choice: the
+paper states none) with LGGAN's generator and losses
 as `cityscapes_lggan.py`. As the authors' ADE20K code, only the 51 most frequent classes get
 their own local branch and the other 100 share one (`model.max_local_classes = 51`, 52
 branches). The 52 branches at full resolution are the memory cost: they run as a scan over

@@ -6,7 +6,7 @@ Data: `ADEChallengeData2016/images|annotations/{training,validation}` (`config.d
 load 286x286, random 256x256 crop, random flips. Official SPADE generator and multi-scale
 discriminator (as cityscapes_spade.py), hinge + feature matching (λ 10) + VGG perceptual (λ 10;
 VGG16 by default, SPADE's is VGG19). Adam β = (0, 0.9), G 1e-4 / D 4e-4. Batch 32 (our choice for
-8 devices; the batch is not stated in the DAGAN / LGGAN texts), 200 epochs (LGGAN Sec. 4) of 20,210 images = 126,200 steps, linear decay over the
+8 devices; the batch is not stated in the DAGAN / LGGAN texts), 200 epochs (LGGAN Sec. 6.1) of 20,210 images = 126,200 steps, linear decay over the
 second half. Evaluated on the 2,000 validation images; mIoU / accuracy with a user-supplied
 UperNet-101 (`eval.segmenter`, 150 classes, don't care ignored).
 

@@ -7,10 +7,11 @@ on its output, summed, LeakyReLU 0.2 → 3x3 conv → tanh (Sec. 3, Fig. 2). Ini
 gain 0.02, zero bias (`model.init_scheme='spade'`; 'default' = Flax's).
 Paper vs. code (see `training/semantic_experiments.py`): Adam β2 0.9 (the SPADE-based code's
 TTUR default; the paper's text says 0.999: `--config.optimizer.b2=0.999`); spectral norm as the
-code (`model.sn_scope='code'`; 'all' = the text's "all layers").
+code (`model.sn_scope='code'`; 'all' = LGGAN's "all layers"; the DAGAN text does not mention
+spectral norm).
 
-Variants = Table 4 rows (the config string): `:B1` GauGAN baseline, `:B2` +SAM, `:B3` +CAM-I
-(Eq. 8), `:B4` +CAM-II (Eq. 9), `:B5` +SAM+CAM-I, `:B6` +SAM+CAM-II = DAGAN (default).
+Variants = Table 4 rows (the config string): `:B1` the baseline (plain SPADE), `:B2` +SAM,
+`:B3` +CAM-I (Eq. 8), `:B4` +CAM-II (Eq. 9), `:B5` +SAM+CAM-I, `:B6` +SAM+CAM-II = DAGAN (default).
 Paper (Cityscapes, mIoU / Acc / FID): B1 61.3/81.5/71.8, B2 64.2/82.2/64.5, B3 64.6/82.4/63.5,
 B4 65.6/82.4/62.8, B5 65.8/82.6/60.2, B6 66.1/82.6/60.3 (Table 2 reports DAGAN 66.1/82.6/60.3,
 GauGAN 62.3/81.9/71.8). Parameters: G 93.13M, D 5.60M built here (eval_shape), paper Table 3:

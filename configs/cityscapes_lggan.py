@@ -1,7 +1,7 @@
 """LGGAN (Tang et al., CVPR 2020) on Cityscapes at 512x256, and its Table 3 (right) ablation.
 
-The SPADE / GauGAN system of `cityscapes_spade.py` (data, widths, schedule: 200 epochs, batch 8;
-LGGAN Sec. 4.1) with LGGAN's generator (`models/lggan.py`): shared encoder E(S) (Sec. 3.1), the
+The SPADE / GauGAN system of `cityscapes_spade.py` (data, widths, schedule: 200 epochs, LGGAN
+supplementary Sec. 6.1; batch 8, our choice: the paper states none) with LGGAN's generator (`models/lggan.py`): shared encoder E(S) (Sec. 3.1), the
 SPADE generator as the global branch fed by E(S), the local class-specific branch (Sec. 3.2:
 res blocks + two transposed convs to f′, Eq. 1 filtering, one branch per each of the 35 label
 ids, Eq. 4 conv fusion) and the weight-map fusion G_w (Eq. 6-7). Losses (task 'semantic', see

@@ -93,6 +93,12 @@ class SpatialAttentionModule(nn.Module):
   (`F_s = A_s * x`, Eq. 4). The attention map `A_s` ([B, H, W, 1], values in
   (0, 1)) is stored with `self.sow('intermediates', 'attention', A_s)`.
 
+  Pooling axis: Eq. 2 gives P_a, P_m the shape 1×H×W, i.e. pooled over the
+  channels, as here; the paper's prose also says it pools "in the spatial
+  dimension", unlike [3] in "the channel dimension", which contradicts the
+  shapes. We follow the equation's shapes (one value per pixel, the only
+  reading under which Eq. 4 rescales each pixel).
+
   The paper leaves the conv unspecified; the defaults follow the official
   code: a 3x3 kernel with zero ('SAME') padding and no bias (that code accepts
   3 or 7). Concatenation order is [mean, max].

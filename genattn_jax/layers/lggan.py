@@ -31,7 +31,6 @@ from typing import Callable, Optional, Sequence, Tuple
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from genattn_jax import _checks
 from genattn_jax._dtypes import wide

@@ -98,7 +98,7 @@ class SemanticClassificationModule(nn.Module):
   """Classification-based discriminative feature learning (Sec. 3.2, Eq. 5).
 
   The pack of filtered maps `F_k = M_k * f'` is pooled per class by the
-  "semantic-guided average pooling" to a [B, K', N] tensor, a linear
+  "semantic-guided averaging pooling" to a [B, K', N] tensor, a linear
   classifier (shared by all classes, as in the official code) maps each pooled
   vector to K' scores, and the cross-entropy against target k for row k is
   averaged over the classes present in each sample

@@ -29,7 +29,7 @@ input; flax's `ConvTranspose(padding='SAME')` pads differently, so the explicit 
 transposed conv is about 10x slower.
 """
 
-from typing import Any, Callable, Optional, Sequence, Tuple
+from typing import Any, Optional, Sequence, Tuple
 
 import flax.linen as nn
 import jax

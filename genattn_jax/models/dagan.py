@@ -10,8 +10,8 @@ sums the channel attention module (CAM, Eq. 5-9) fed by the earlier map (the las
 input, 2·ngf channels after the last ×2 upsampling, as the official
 `DAGAN_v1/models/networks/generator.py`) and the spatial attention module (SAM, Eq. 2-4) on
 the last feature map, and maps the sum through LeakyReLU 0.2 → 3x3 conv → tanh. The Table 4
-rows select the terms: B1 (the GauGAN baseline: no attention, exactly SPADE's output layer),
-B2 (+SAM), B3 (+CAM-I, Eq. 8), B4 (+CAM-II, Eq. 9), B5 (+SAM+CAM-I), B6 (+SAM+CAM-II = DAGAN).
+rows select the terms: B1 (the paper's "our baseline": no attention, here exactly SPADE's
+output layer; its Table 4 numbers differ from the GauGAN row of Table 2), B2 (+SAM), B3 (+CAM-I, Eq. 8), B4 (+CAM-II, Eq. 9), B5 (+SAM+CAM-I), B6 (+SAM+CAM-II = DAGAN).
 
 Parameters: the SPADE trunk under 'spade' (the output conv 'conv_img' lives in the head),
 the head under 'head' ('sam', 'cam', 'conv_img'). The discriminator is SPADE's multi-scale
@@ -38,8 +38,9 @@ def added_layer_convs(sn_scope: str):
   """(conv, conv_transpose) constructors for the layers DAGAN / LGGAN add to SPADE.
 
   'code': plain convs, as the authors' code (spectral norm only in SPADE's residual blocks
-  and in D); 'all': spectral norm on them too (the papers' text: "Spectral Norm to all the
-  layers in both the generator and discriminator", LGGAN Sec. 4.1). LGGAN's per-class convs
+  and in D); 'all': spectral norm on them too (LGGAN's text: "Spectral Norm to all the
+  layers in both the generator and discriminator", its supplementary Sec. 6.1; the DAGAN
+  paper does not mention spectral norm). LGGAN's per-class convs
   are plain in both (stacked parameters, see `ClassSpecificLocalGeneration`).
 
   Raises:
@@ -87,7 +88,7 @@ class DAGANGenerator(nn.Module):
     use_sam: SAM on the last map (Table 4 rows B2, B5, B6).
     cam_variant: None, 'I' (Eq. 8) or 'II' (Eq. 9).
     sn_scope: 'code' (plain head convs, as the authors' code) or 'all' (spectral norm on
-      the head's convs too, the papers' text; `added_layer_convs`).
+      the head's convs too, LGGAN's text; `added_layer_convs`).
     init_scheme: 'spade' (xavier-normal gain `init_gain`, zero bias: the authors' code,
       default) or 'default' (Flax's initialisers), for the trunk and the head.
     init_gain: xavier gain (0.02).
@@ -142,7 +143,7 @@ def dagan_model_config(resolution: int = 256, row: str = "B6"):
   """DAGAN's model ConfigDict: SPADE's fields (`spade_model_config`) plus
 
   name 'dagan'; use_sam, cam_variant ('' = no CAM) from the Table 4 `row` (B6 = DAGAN);
-  sn_scope ('code'; 'all' = the papers' text), init_scheme ('spade') and init_gain (0.02).
+  sn_scope ('code'; 'all' = LGGAN's text), init_scheme ('spade') and init_gain (0.02).
 
   Raises:
     ValueError: if `row` is not a Table 4 row.

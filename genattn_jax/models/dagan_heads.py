@@ -25,7 +25,7 @@ Dtype = jnp.dtype
 
 # Table 4 rows: (use_sam, cam_variant).
 TABLE4_ROWS: Dict[str, Tuple[bool, Optional[str]]] = {
-    "B1": (False, None),   # baseline GauGAN
+    "B1": (False, None),   # the paper's baseline (no attention; SPADE here)
     "B2": (True, None),    # B1 + SAM
     "B3": (False, "I"),    # B1 + CAM-I (Eq. 8)
     "B4": (False, "II"),   # B1 + CAM-II (Eq. 9)
@@ -39,7 +39,7 @@ class DAGANHead(nn.Module):
 
   `x = SAM(last) + CAM([earlier..., last])` (Eq. 2-9; with `use_sam=False`
   only the CAM term, with `cam_variant=None` only the SAM term, with neither
-  `x = last`: the GauGAN baseline B1), then
+  `x = last`: the baseline B1, plain SPADE), then
   `image = tanh(Conv3x3(LeakyReLU_0.2(x)))`. `from_table4(row)` builds the
   head of a Table 4 row.
 

@@ -46,7 +46,7 @@ LAP / SA / CBAM (`attention`) go after both convs of every G stage 8² … R², 
 norm (the positions of `style_layers.attention_after_conv`).
 """
 
-from typing import Any, Optional, Sequence, Tuple
+from typing import Any, Optional, Tuple
 
 import flax.linen as nn
 import jax

@@ -41,7 +41,7 @@ Spectral-norm vectors and batch-norm statistics live in 'batch_stats'.
 """
 
 import functools
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Tuple
 
 import flax.linen as nn
 import jax
@@ -49,7 +49,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from genattn_jax import _checks
-from genattn_jax.layers.norms import SPADE, InstanceNorm, SpectralConv, SpectralDense, \
+from genattn_jax.layers.norms import SPADE, InstanceNorm, SpectralConv, \
     nearest_resize
 
 Dtype = Any

@@ -8,11 +8,12 @@ file takes as its ml_collections config string: `--config=configs/cityscapes_dag
 
 Paper vs. authors' code, as config fields (default = the code):
   * Adam β2 (`optimizer.b2`): both papers write β = (0, 0.999) (DAGAN Sec. 3 "Training
-    Details", LGGAN Sec. 4.1); their SPADE-based training code inherits SPADE's two
+    Details", LGGAN supplementary Sec. 6.1); their SPADE-based training code inherits SPADE's two
     time-scale default β = (0, 0.9) (official `pix2pix_model.create_optimizers`: with TTUR,
     the default, β = (0, 0.9) whatever `--beta2` says). Default 0.9; `PAPER_B2` = 0.999.
-  * Where spectral norm goes (`model.sn_scope`): LGGAN Sec. 4.1 writes "Spectral Norm to all
-    the layers in both the generator and discriminator"; the SPADE-based code puts it on
+  * Where spectral norm goes (`model.sn_scope`): LGGAN Sec. 6.1 writes "Spectral Norm to all
+    the layers in both the generator and discriminator" (the DAGAN text does not mention
+    spectral norm); the SPADE-based code puts it on
     the convs of G's SPADE residual blocks and of D only ('code', default). 'all' adds it to
     every conv DAGAN / LGGAN add (attention head, encoder, local branch, G_w; not LGGAN's
     per-class convs); SPADE's own first conv, output conv and SPADE-norm convs stay plain.
@@ -49,8 +50,8 @@ def _swap_model(c: ml_collections.ConfigDict, new: ml_collections.ConfigDict):
 
 
 def with_dagan(c: ml_collections.ConfigDict, row: str = "B6") -> ml_collections.ConfigDict:
-  """The SPADE config `c` with DAGAN's generator of Table 4 `row` (B1 = GauGAN ... B6 =
-  DAGAN); losses unchanged (DAGAN Eq. 10 = SPADE's: λ_cgan 1, λ_f 10, λ_p 10).
+  """The SPADE config `c` with DAGAN's generator of Table 4 `row` (B1 = the baseline, plain
+  SPADE ... B6 = DAGAN); losses unchanged (DAGAN Eq. 10 = SPADE's: λ_cgan 1, λ_f 10, λ_p 10).
 
   Raises:
     ValueError: if `row` is not a Table 4 row.

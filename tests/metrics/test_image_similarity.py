@@ -1,7 +1,6 @@
 """PSNR / SSIM against NumPy references written from the formulas; FCN score via the interface."""
 
 import flax.linen as nn
-import jax
 import numpy as np
 import pytest
 

@@ -4,7 +4,6 @@ every G stage's RGB output is trained, and R1 is taken over the real pyramid."""
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 from configs import cifar10_msg_dcgan_lap, cifar10_msg_stylegan
 from genattn_jax.training import parallel, state as state_lib, trainer

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from genattn_jax import models
-from genattn_jax.training import state as state_lib, tasks, trainer
+from genattn_jax.training import state as state_lib, trainer
 
 NAMES = ("cityscapes_spade", "ade20k_spade", "coco_stuff_spade", "pairs_demo")
 # DAGAN Table 3 (GauGAN row): generator / discriminator parameters in millions.

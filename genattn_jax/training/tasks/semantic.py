@@ -18,11 +18,14 @@ Only 'hinge' (`training.loss`) is SPADE's default; other `training.loss` names a
 
 DAGAN (`model.name` 'dagan') trains with exactly these losses (dagan paper Eq. 10: λ_cgan 1,
 λ_f 10, λ_p 10). LGGAN (`model.name` 'lggan') returns a dict of outputs (`models/lggan.py`);
-then (lggan paper Sec. 3.2):
+then:
   * the adversarial, feature-matching and perceptual terms are applied to each of the final
     image I^C, the global I^G and the local I^L (S1: the final image only), weighted by
     `task.output_loss_weights` (1, 1, 1), and D plays one game per output: its loss is
-    Σ_outputs weight · (real term + fake term), so D sees all three;
+    Σ_outputs weight · (real term + fake term), so D sees all three. This is our choice: the
+    lggan paper's Eq. 8 (Sec. 3.2) writes the adversarial term for I^C only and names no
+    feature-matching or perceptual loss (they come from SPADE); `(1, 0, 0)` scores the final
+    image only;
   * + `task.lambda_l1_local` (1) · the class-masked L1 of Eq. 2 (`layers.lggan.class_masked_l1`,
     every class branch as Eq. 2 and the authors' code; `task.l1_present_only` counts only the
     classes present in each sample);
@@ -44,7 +47,6 @@ import numpy as np
 
 from genattn_jax import _paired_settings
 from genattn_jax.losses import perceptual
-from genattn_jax.models import spade as spade_lib
 from genattn_jax.training.tasks.base import Task
 
 
