@@ -339,3 +339,56 @@ def test_edited_data_iterator_position_is_refused(tmp_path, gan_state):
   step, _ = ckpt.restore_latest(zeros_like(gan_state), data_iterator=iter(_loader()))
   assert step == 1
   ckpt.close()
+
+
+def test_manifest_without_shapes_is_checked_by_its_array_names():
+  """Older manifests list only checksums: their array names still decide compatibility."""
+  target = {"a": np.zeros((2,)), "b": np.zeros((3, 1))}
+  names = ckpt_lib.state_shapes(target)
+  assert names == {"['a']": [2], "['b']": [3, 1]}
+  ckpt_lib.check_compatible({"checksums": {k: "0" for k in names}}, target, 5, "/run")
+  with pytest.raises(ckpt_lib.CheckpointMismatchError) as err:
+    ckpt_lib.check_compatible({"checksums": {"['a']": "0", "['c']": "0"}}, target, 5, "/run")
+  assert str(err.value) == (  # the whole message: what differs and what to do
+      "checkpoint 5 in /run was written for a different model or config: 1 saved arrays the "
+      "current config does not build, e.g. [\"['c']\"]; 1 arrays of the current config not in "
+      "the checkpoint, e.g. [\"['b']\"]. Resume with the config the run was started with (the "
+      "run directory's config.json holds it) or train in a new --workdir.")
+  # With shapes, a reshaped array is named with both shapes.
+  with pytest.raises(ckpt_lib.CheckpointMismatchError,
+                     match=r"1 arrays with other shapes, e.g. \['b'\]: saved \[3, 2\], "
+                           r"config \[3, 1\]"):
+    ckpt_lib.check_compatible({"shapes": {"['a']": [2], "['b']": [3, 2]}}, target, 5, "/run")
+  ckpt_lib.check_compatible({}, target, 5, "/run")  # no manifest: nothing to compare
+  # At most three example names per kind.
+  many = {f"['{k}']": "0" for k in "acdefg"}
+  with pytest.raises(ckpt_lib.CheckpointMismatchError) as err:
+    ckpt_lib.check_compatible({"checksums": many}, target, 5, "/run")
+  assert "5 saved arrays" in str(err.value) and "['e']" in str(err.value)
+  assert "['f']" not in str(err.value) and "['g']" not in str(err.value)
+  wide = {k: np.zeros((1,)) for k in "hijklm"}
+  with pytest.raises(ckpt_lib.CheckpointMismatchError) as err:
+    ckpt_lib.check_compatible({"checksums": {"['h']": "0"}}, wide, 5, "/run")
+  assert "5 arrays of the current config" in str(err.value) and "['k']" in str(err.value)
+  assert "['l']" not in str(err.value) and "['m']" not in str(err.value)
+
+
+def test_manifest_with_other_array_names_names_them():
+  """A manifest with other array names than the state's: the error lists (at most three of)
+  the names found on one side only, not those both have."""
+  state = {"a": np.zeros((1,)), "b": np.ones((1,))}
+  sums = ckpt_lib.state_checksums(state)
+  with pytest.raises(ckpt_lib.CheckpointError) as err:
+    ckpt_lib.verify_checksums(state, {"['a']": sums["['a']"], "['c']": "0"}, 7)
+  assert str(err.value) == ("checkpoint 7: arrays [\"['b']\", \"['c']\"] differ from the saved "
+                            "manifest.")
+  with pytest.raises(ckpt_lib.CheckpointError) as err:
+    ckpt_lib.verify_checksums(state, {f"['{k}']": "0" for k in "cdef"}, 7)
+  assert "['a']" in str(err.value) and "['c']" in str(err.value)
+  assert "['d']" not in str(err.value)  # sorted a, b, c, d, ...: the first three
+  # Same names, other bytes: the array and both digests' first 12 hex digits.
+  key_b = "['b']"
+  with pytest.raises(ckpt_lib.CheckpointError) as err:
+    ckpt_lib.verify_checksums(state, {**sums, key_b: "f" * 64}, 7)
+  assert str(err.value) == (f"checkpoint 7: array ['b'] fails its sha256 check (saved "
+                            f"ffffffffffff…, read {sums[key_b][:12]}…); refusing it.")
