@@ -4,6 +4,7 @@ The states are real `GANState`s of a tiny dense G / D pair (with Adam states tha
 an update), so the test needs no compile beyond a few eager ops.
 """
 
+import hashlib
 import json
 import logging
 import pathlib
@@ -392,3 +393,44 @@ def test_manifest_with_other_array_names_names_them():
     ckpt_lib.verify_checksums(state, {**sums, key_b: "f" * 64}, 7)
   assert str(err.value) == (f"checkpoint 7: array ['b'] fails its sha256 check (saved "
                             f"ffffffffffff…, read {sums[key_b][:12]}…); refusing it.")
+
+
+def test_data_checksums_cover_every_process(monkeypatch):
+  """The manifest holds the iterator-position digest of every process, keyed by the file name
+  grain writes for it; one process needs no collective."""
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+
+  class Iterator:
+    def get_state(self):
+      return b"position"
+
+  mine, other = hashlib.sha256(b"position").digest(), hashlib.sha256(b"other").digest()
+
+  def no_gather(x):
+    raise AssertionError("one process must not gather")
+
+  monkeypatch.setattr(multihost_utils, "process_allgather", no_gather)
+  got = ckpt_lib._data_checksums(Iterator())  # pylint: disable=protected-access
+  assert got == {"process_0-of-1.json": mine.hex()}
+  monkeypatch.setattr(jax, "process_count", lambda: 2)
+  monkeypatch.setattr(multihost_utils, "process_allgather",
+                      lambda x: np.stack([np.asarray(x), np.frombuffer(other, np.uint8)]))
+  got = ckpt_lib._data_checksums(Iterator())  # pylint: disable=protected-access
+  assert got == {"process_0-of-2.json": mine.hex(), "process_1-of-2.json": other.hex()}
+
+
+def test_checkpointer_defaults_keep_three_and_create_the_directory(tmp_path, gan_state):
+  """Default retention is the 3 newest (no FID given); the directory is created on demand;
+  nothing is refused before a restore."""
+  directory = tmp_path / "not" / "yet"
+  ckpt = ckpt_lib.Checkpointer(str(directory))
+  assert ckpt.refused == []
+  for step in range(1, 6):
+    ckpt.save(step, shifted(gan_state, step))
+  ckpt.close()
+  assert _step_dirs(directory) == [3, 4, 5]
+  meta = json.loads((directory / "5" / "meta" / "metadata").read_text())
+  assert meta["step"] == 5 and meta["shapes"] == ckpt_lib.state_shapes(gan_state)
+  ckpt = ckpt_lib.Checkpointer(str(directory))
+  assert_same_state(ckpt.restore(5, zeros_like(gan_state)), shifted(gan_state, 5))
+  ckpt.close()
