@@ -126,7 +126,8 @@ def intra_fid_for_run(workdir: str, num_classes: int) -> Dict[str, float]:
   `eval.intra_fid_per_class` (default 50) images per class.
 
   Raises:
-    ValueError: the run's generator is not class-conditional.
+    ValueError: the run's generator is not class-conditional, or its `eval.fid_params` is
+      neither 'ema' nor 'raw'.
   """
   from genattn_jax import models  # pylint: disable=g-import-not-at-top
   from genattn_jax.training import evaluation, sampling  # pylint: disable=g-import-not-at-top
@@ -137,7 +138,7 @@ def intra_fid_for_run(workdir: str, num_classes: int) -> Dict[str, float]:
                      "intra-FID needs a class-conditional generator.")
   generator = models.build_gan(config.model)[0]
   sample_fn = evaluation.make_sample_fn(generator, n)
-  params = state.g_params if config.eval.get("fid_params", "ema") == "raw" else state.ema_params
+  params = evaluation.generator_params(state, config.eval.get("fid_params", "ema"))
   with config.unlocked():
     config.eval.intra_fid_classes = min(int(num_classes), n)
   return evaluate_intra_fid(sample_fn, params, state.g_state, config, workdir)

@@ -15,6 +15,33 @@ from PIL import Image
 from genattn_jax.training import state as state_lib
 
 
+GENERATORS = ("ema", "raw")
+
+
+def scored_generators(eval_config) -> tuple:
+  """The generators a run's evaluation scores: `eval.fid_params` ('ema' default, or 'raw'),
+  or both ('ema', 'raw') with `eval.fid_both`.
+
+  Raises:
+    ValueError: `eval.fid_params` is neither 'ema' nor 'raw'.
+  """
+  which = eval_config.get("fid_params", "ema")
+  if which not in GENERATORS:
+    raise ValueError(f"`config.eval.fid_params` must be 'ema' or 'raw', got {which!r}.")
+  return GENERATORS if eval_config.get("fid_both", False) else (which,)
+
+
+def generator_params(state: state_lib.GANState, which: str):
+  """G's parameters to sample from: the EMA ('ema') or as trained ('raw').
+
+  Raises:
+    ValueError: `which` is neither 'ema' nor 'raw'.
+  """
+  if which not in GENERATORS:
+    raise ValueError(f"`generator` must be 'ema' or 'raw', got {which!r}.")
+  return state.ema_params if which == "ema" else state.g_params
+
+
 def make_sample_fn(generator: nn.Module, num_classes: int) -> Callable:
   """Jitted `(params, g_state, z, y) -> images [B, R, R, C] in [-1, 1]` in eval mode."""
 

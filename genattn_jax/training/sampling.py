@@ -14,7 +14,7 @@ from genattn_jax.training import evaluation
 from genattn_jax.training import state as state_lib
 
 
-GENERATOR_CHOICES: Tuple[str, ...] = ("config", "ema", "raw", "both")
+GENERATOR_CHOICES: Tuple[str, ...] = ("config",) + evaluation.GENERATORS + ("both",)
 
 
 def load_run_config(workdir: str) -> ml_collections.ConfigDict:
@@ -41,15 +41,13 @@ def generators_to_score(config: ml_collections.ConfigDict, choice: str = "config
       as its in-training evaluation did).
 
   Raises:
-    ValueError: an unknown `choice`.
+    ValueError: an unknown `choice`, or (with 'config') a bad `eval.fid_params`.
   """
   if choice not in GENERATOR_CHOICES:
     raise ValueError(f"`generator` must be one of {GENERATOR_CHOICES}, got {choice!r}.")
   if choice == "config":
-    if config.eval.get("fid_both", False):
-      return ("ema", "raw")
-    return (config.eval.get("fid_params", "ema"),)
-  return ("ema", "raw") if choice == "both" else (choice,)
+    return evaluation.scored_generators(config.eval)
+  return evaluation.GENERATORS if choice == "both" else (choice,)
 
 
 def load_run(workdir: str, step: Optional[int] = None
@@ -93,11 +91,11 @@ def sample_images_from_workdir(workdir: str, num_images: Optional[int] = None,
   Raises:
     ValueError: `generator` is neither 'ema' nor 'raw'.
   """
-  if generator not in ("ema", "raw"):
+  if generator not in evaluation.GENERATORS:  # before the checkpoint is restored
     raise ValueError(f"`generator` must be 'ema' or 'raw', got {generator!r}.")
   config, state, _ = load_run(workdir, step)
   num_images = num_images or config.eval.num_fake
-  params = state.ema_params if generator == "ema" else state.g_params
+  params = evaluation.generator_params(state, generator)
   g_module, _ = models.build_gan(config.model)
   num_classes = config.model.get("num_classes", 0)
   sample_fn = evaluation.make_sample_fn(g_module, num_classes)

@@ -132,8 +132,8 @@ def _eval_plan(config, start: int) -> str:
             f"{tcfg.num_steps}")
   real = (f"real statistics from {ecfg.real_stats}" if ecfg.get("real_stats") else
           f"{ecfg.num_real} real images ({ecfg.get('real_split') or config.data.split} split)")
-  which = ("EMA- and raw-" if ecfg.get("fid_both", False) else
-           {"ema": "EMA-", "raw": "raw-"}.get(ecfg.get("fid_params", "ema"), "?-"))
+  label = {"ema": "EMA-", "raw": "raw-"}
+  which = " and ".join(label[n] for n in evaluation.scored_generators(ecfg))
   return (f"FID of {ecfg.num_fake} {which}generator samples vs {real}, and a sample grid, at "
           f"{len(steps)} step(s) every {every} (first {steps[0]}, last {steps[-1]})")
 

@@ -104,11 +104,9 @@ class NoiseTask(Task):
     if self._real_stats is None:
       self._real_stats = evaluation.real_statistics(workdir, self.config,
                                                     progress=self.show_progress)
+    names = evaluation.scored_generators(self.config.eval)
     which = self.config.eval.get("fid_params", "ema")
-    if which not in ("ema", "raw"):
-      raise ValueError(f"`config.eval.fid_params` must be 'ema' or 'raw', got {which!r}.")
-    params = {"ema": state.ema_params, "raw": state.g_params}
-    names = ("ema", "raw") if self.config.eval.get("fid_both", False) else (which,)
+    params = {n: evaluation.generator_params(state, n) for n in names}
     out = {f"fid_{n}": evaluation.generator_fid(self.sample_fn, params[n], state.g_state,
                                                 self.config, self._real_stats) for n in names}
     out["fid"] = out[f"fid_{which}"]
