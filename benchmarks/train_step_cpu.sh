@@ -12,6 +12,8 @@
 # REPEATS (timed steps per run after one warm-up step, default 2). PyTorch runs twice: with its default thread count
 # and with one thread (on a CPU shared with other jobs, OpenMP's spin-waiting can make the
 # multi-threaded run much slower). Each process records os.getloadavg() in its JSON.
+# MODELS (default "resnet sndcgan spade") picks the models; NO_DONATION=0 skips the
+# no-donation JAX runs.
 set -u
 OUT=${1:?usage: $0 OUTDIR}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -22,14 +24,14 @@ REPEATS=${REPEATS:-2}
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 mkdir -p "$OUT/logs"
 common=(--out "$OUT" --budget_s 3000 --repeats "$REPEATS")
-for model in resnet sndcgan spade; do
+for model in ${MODELS:-resnet sndcgan spade}; do
   JAX_PLATFORMS=cpu "$PY" -m benchmarks.gpu_suite train jax --model "$model" "${common[@]}" \
     > "$OUT/logs/train_jax_$model.log" 2>&1
   "$TPY" -m benchmarks.gpu_suite train torch --model "$model" "${common[@]}" \
     > "$OUT/logs/train_torch_$model.log" 2>&1
   "$TPY" -m benchmarks.gpu_suite train torch --model "$model" --torch_threads 1 "${common[@]}" \
     > "$OUT/logs/train_torch_${model}_threads1.log" 2>&1
-  if [[ "$model" != spade ]]; then
+  if [[ "$model" != spade && "${NO_DONATION:-1}" != 0 ]]; then
     JAX_PLATFORMS=cpu "$PY" -m benchmarks.gpu_suite train jax --model "$model" --no_donate \
       "${common[@]}" > "$OUT/logs/train_jax_${model}_no_donation.log" 2>&1
   fi

@@ -37,7 +37,8 @@ SPEC = {
     "kid": (["genattn_jax/metrics/kid.py"], ["tests/metrics/test_kid_is.py", "-k", "Kid"], True,
             MESSAGE_ONLY, {}),
     "state": (["genattn_jax/training/state.py"],
-              ["tests/training/test_step_contract.py", "tests/training/test_step.py"], False,
+              ["tests/training/test_make_optimizers.py", "tests/training/test_delayed_update.py",
+               "tests/training/test_step_contract.py", "tests/training/test_step.py"], False,
               set(), {}),
     "step": (["genattn_jax/training/step.py"],
              ["tests/training/test_step_contract.py", "tests/training/test_step.py"], False,
@@ -92,7 +93,11 @@ def run_tests(workdir, tests, nojit, timeout):
   pythonpath = os.pathsep.join(p for p in (workdir, os.environ.get("PYTHONPATH", "")) if p)
   env = dict(os.environ, PYTHONPATH=pythonpath, JAX_PLATFORMS="cpu",
              XLA_FLAGS="--xla_force_host_platform_device_count=8",
-             JAX_COMPILATION_CACHE_DIR=os.path.join(workdir, ".cache", "jax"))
+             JAX_COMPILATION_CACHE_DIR=os.path.join(workdir, ".cache", "jax"),
+             # Cache every compile: a mutant that leaves a test's computation unchanged
+             # (most of them, for any one test) then skips XLA's compile for it.
+             JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+             JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
   if nojit:
     env["JAX_DISABLE_JIT"] = "1"
   cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-W", "ignore",

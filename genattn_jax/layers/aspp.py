@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from genattn_jax import _checks
+from genattn_jax.layers.conv import Conv
 
 Array = jax.Array
 Dtype = jnp.dtype
@@ -75,7 +76,7 @@ class ASPP(nn.Module):
   image_pooling: bool = True
   norm: Optional[Callable[..., nn.Module]] = None
   activation: Optional[Callable[[Array], Array]] = nn.relu
-  conv: Callable[..., nn.Module] = nn.Conv
+  conv: Callable[..., nn.Module] = Conv
   dtype: Optional[Dtype] = None
   param_dtype: Dtype = jnp.float32
 

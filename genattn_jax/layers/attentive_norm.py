@@ -24,6 +24,7 @@ import jax.numpy as jnp
 from genattn_jax._checks import check_nhwc, check_positive, check_rank
 from genattn_jax._dtypes import wide
 from genattn_jax._parallel import global_rows, own_rows
+from genattn_jax.layers.conv import Conv
 
 # Name of the n-filter entity conv inside every AttentiveNormalization; the
 # penalty helpers find ANs in an arbitrary parameter tree by this name.
@@ -191,7 +192,7 @@ class AttentiveNormalization(nn.Module):
   pool_window: int = 2
   entity_kernel_size: int = 1
   t_init: float = 0.1
-  conv: Callable[..., nn.Module] = nn.Conv
+  conv: Callable[..., nn.Module] = Conv
   dtype: Optional[jnp.dtype] = None
   param_dtype: jnp.dtype = jnp.float32
   axis_name: Optional[str] = None

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from genattn_jax import _checks
+from genattn_jax.layers.conv import Conv
 
 Dtype = Any
 
@@ -42,7 +43,7 @@ class CBAM(nn.Module):
   """
   reduction_ratio: int = 16
   spatial_kernel_size: int = 7
-  conv: Callable[..., nn.Module] = nn.Conv
+  conv: Callable[..., nn.Module] = Conv
   dense: Callable[..., nn.Module] = nn.Dense
   dtype: Optional[Dtype] = None
   param_dtype: Dtype = jnp.float32

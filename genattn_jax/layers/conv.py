@@ -17,15 +17,17 @@ the matmuls unrolled (the first version). The loop form below was measured only 
 suite running beside it: 2.5 s against XLA's 5.8 s, and 1.09 s against 7.0 s, at the same
 load. The forward pass and the input gradient are XLA's own convolutions, unchanged.
 
-Opt-in, not yet the library's default. Every layer and model that takes a conv
-constructor accepts these (`conv=Conv`, `conv_transpose=ConvTranspose`). Wired into every
-model (first, unrolled version), the ResNet SNGAN CIFAR-10 CPU step (n_critic 5, batch 64)
-went from 99 to about 52 s on the same quiet machine (PyTorch 38 s). That change is held back
-until the whole test suite passes with it: in its one full run, on a loaded machine, several
-tests failed that this session could not yet identify. The unrolled version also made XLA
-keep all KH * KW windows alive at once: the temporary memory of the LGGAN ADE20K step
-(benchmarks/lggan_memory.py, top51_chunk4) was 4.48 GB, against 0.88 GB with XLA's own
-kernel gradient. The loop below keeps one window at a time: 1.00 GB.
+The library's default. Every layer and model of the package builds its convolutions with
+`Conv` / `ConvTranspose` below (spectral-norm ones included, `norms.SpectralConv`), and every
+one that takes a conv constructor still accepts `nn.Conv` / `nn.ConvTranspose`
+(`conv=nn.Conv`) for XLA's own kernel gradient. LGGAN's per-class convs and the
+equalised-learning-rate convs of the StyleGAN / MSG-GAN hosts call `conv_general_dilated`
+below. The FID Inception network, the VGG of the perceptual loss and the fixed kernels (the
+StyleGAN blur, the SSIM window) keep XLA's convolution: their kernels are never
+differentiated. A first, unrolled
+version of the rewrite made XLA keep all KH * KW windows alive at once: the temporary memory
+of the LGGAN ADE20K step (benchmarks/lggan_memory.py, top51_chunk4) was 4.48 GB, against
+0.88 GB with XLA's own kernel gradient. The loop below keeps one window at a time: 1.00 GB.
 
 The rewrite is used only where it helps: on the CPU backend (`jax.default_backend()`), for
 2-D NHWC / HWIO convolutions without feature or batch groups. Everything else (GPU, TPU,
@@ -254,5 +256,6 @@ class ConvTranspose(nn.ConvTranspose):
 
 
 # `flax.linen.Conv` with the convolution above: same fields, parameters and auto-names
-# ("Conv_0", ...) as `nn.Conv`, so it is a drop-in replacement (opt-in: see the module doc).
+# ("Conv_0", ...) as `nn.Conv`, so it is a drop-in replacement (the library's default: see
+# the module doc).
 Conv = functools.partial(nn.Conv, conv_general_dilated=conv_general_dilated)

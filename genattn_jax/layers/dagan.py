@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from genattn_jax import _checks
+from genattn_jax.layers.conv import Conv
 
 Array = jax.Array
 Dtype = jnp.dtype
@@ -121,7 +122,7 @@ class SpatialAttentionModule(nn.Module):
   use_bias: bool = False
   init_scheme: str = "spade"
   init_gain: float = 0.02
-  conv: Callable[..., nn.Module] = nn.Conv
+  conv: Callable[..., nn.Module] = Conv
   dtype: Optional[Dtype] = None
   param_dtype: Dtype = jnp.float32
 
@@ -216,7 +217,7 @@ class ChannelAttentionModule(nn.Module):
   resize_method: str = "nearest"
   init_scheme: str = "spade"
   init_gain: float = 0.02
-  conv: Callable[..., nn.Module] = nn.Conv
+  conv: Callable[..., nn.Module] = Conv
   dtype: Optional[Dtype] = None
   param_dtype: Dtype = jnp.float32
 
@@ -316,7 +317,7 @@ class DualAttention(nn.Module):
   resize_method: str = "nearest"
   init_scheme: str = "spade"
   init_gain: float = 0.02
-  conv: Callable[..., nn.Module] = nn.Conv
+  conv: Callable[..., nn.Module] = Conv
   dtype: Optional[Dtype] = None
   param_dtype: Dtype = jnp.float32
 

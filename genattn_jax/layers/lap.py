@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from genattn_jax import _checks
+from genattn_jax.layers.conv import Conv
 
 PATCH_SHAPES = ("square", "wide", "long")
 COMBINE_MODES = ("learned", "mean")
@@ -163,7 +164,7 @@ class ChannelSeparatedTransform(nn.Module):
   """
   kernel_size: Tuple[int, int] = (3, 3)
   use_bias: bool = True
-  conv: Callable[..., nn.Module] = nn.Conv
+  conv: Callable[..., nn.Module] = Conv
   dtype: Optional[jnp.dtype] = None
   param_dtype: jnp.dtype = jnp.float32
 
@@ -385,7 +386,7 @@ class LAPBlock(nn.Module):
   combine: str = "learned"
   kernel_size: Tuple[int, int] = (3, 3)
   use_bias: bool = True
-  conv: Callable[..., nn.Module] = nn.Conv
+  conv: Callable[..., nn.Module] = Conv
   dtype: Optional[jnp.dtype] = None
   param_dtype: jnp.dtype = jnp.float32
 

@@ -34,6 +34,7 @@ import jax.numpy as jnp
 
 from genattn_jax import _checks
 from genattn_jax._dtypes import wide
+from genattn_jax.layers.conv import Conv, conv_general_dilated
 from genattn_jax.layers.dagan import init_kwargs
 
 Array = jax.Array
@@ -232,7 +233,7 @@ class ClassSpecificLocalGeneration(nn.Module):
   remat: bool = True
   init_scheme: str = "spade"
   init_gain: float = 0.02
-  conv: Callable[..., nn.Module] = nn.Conv
+  conv: Callable[..., nn.Module] = Conv
   dtype: Optional[Dtype] = None
   param_dtype: Dtype = jnp.float32
 
@@ -297,7 +298,7 @@ class ClassSpecificLocalGeneration(nn.Module):
       x = features * mask[..., None]  # Eq. 1
       for i, (kk, bb) in enumerate(params):
         x = jnp.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)), mode=pad_mode)
-        x = jax.lax.conv_general_dilated(
+        x = conv_general_dilated(  # layers.conv: the CPU kernel gradient
             x, kk, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")) + bb
         if i < len(params) - 1:
           x = activation(x)

@@ -24,6 +24,7 @@ import optax
 
 from genattn_jax import _checks
 from genattn_jax._dtypes import wide
+from genattn_jax.layers.conv import Conv, ConvTranspose
 from genattn_jax.layers.dagan import init_kwargs
 from genattn_jax.layers.lggan import (label_masks, num_local_branches,
                                       torch_conv_transpose_padding)
@@ -235,8 +236,8 @@ class AttentionFusion(nn.Module):
   activation: Callable[[Array], Array] = nn.relu
   init_scheme: str = "spade"
   init_gain: float = 0.02
-  conv: Callable[..., nn.Module] = nn.Conv
-  conv_transpose: Callable[..., nn.Module] = nn.ConvTranspose
+  conv: Callable[..., nn.Module] = Conv
+  conv_transpose: Callable[..., nn.Module] = ConvTranspose
   norm: Optional[Callable[..., nn.Module]] = functools.partial(
       nn.InstanceNorm, epsilon=1e-5, use_scale=False, use_bias=False,
       use_fast_variance=False)

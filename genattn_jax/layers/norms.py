@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from genattn_jax import _checks
+from genattn_jax.layers.conv import Conv, ConvTranspose
 
 Dtype = Any
 Initializer = Callable[..., jax.Array]
@@ -73,6 +74,9 @@ def _apply_spectral_norm(module: nn.Module, layer: nn.Module, x: jax.Array,
 
 class SpectralConv(nn.Module):
   """`nn.Conv` with a spectrally normalized kernel (drop-in replacement).
+
+  The convolution itself is `layers.conv.Conv` (flax's, with the matmul kernel gradient on
+  CPU; the same values).
 
   The kernel `[kh, kw, C_in / feature_group_count, features]` is reshaped to a
   matrix `[kh * kw * C_in / groups, features]` and divided by an estimate of its
@@ -131,7 +135,7 @@ class SpectralConv(nn.Module):
     _checks.check_nhwc(x, "x")
     _checks.check_positive(self.features, "features")
     _checks.check_positive(self.n_steps, "n_steps")
-    conv = nn.Conv(
+    conv = Conv(
         features=self.features, kernel_size=self.kernel_size, strides=self.strides,
         padding=self.padding, kernel_dilation=self.kernel_dilation,
         feature_group_count=self.feature_group_count, use_bias=self.use_bias,
@@ -192,6 +196,9 @@ class SpectralDense(nn.Module):
 class SpectralConvTranspose(nn.Module):
   """`nn.ConvTranspose` with a spectrally normalized kernel.
 
+  The convolution itself is `layers.conv.ConvTranspose` (flax's, with the matmul kernel
+  gradient on CPU; the same values).
+
   The kernel `[kh, kw, C_in, features]` is reshaped to `[kh * kw * C_in, features]`
   before the power iteration (the same flattening Flax uses for every kernel).
   State layout: `params['conv_transpose']`, `batch_stats['sn']`.
@@ -247,7 +254,7 @@ class SpectralConvTranspose(nn.Module):
     strides = (self.strides,) * 2 if isinstance(self.strides, int) else tuple(self.strides)
     dilation = ((self.kernel_dilation,) * 2 if isinstance(self.kernel_dilation, int)
                 else tuple(self.kernel_dilation))
-    conv = nn.ConvTranspose(
+    conv = ConvTranspose(
         features=self.features, kernel_size=kernel_size, strides=strides,
         padding=self.padding, kernel_dilation=dilation, use_bias=self.use_bias,
         transpose_kernel=self.transpose_kernel, dtype=self.dtype,
@@ -485,7 +492,7 @@ class SPADE(nn.Module):
   momentum: float = 0.9
   epsilon: float = 1e-5
   axis_name: Optional[str] = None
-  conv: Callable[..., nn.Module] = nn.Conv
+  conv: Callable[..., nn.Module] = Conv
   dtype: Optional[Dtype] = None
   param_dtype: Dtype = jnp.float32
 

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from genattn_jax import _checks
+from genattn_jax.layers.conv import Conv
 
 Dtype = Any
 
@@ -52,7 +53,8 @@ class SelfAttention(nn.Module):
 
   Attributes:
     conv: conv constructor called as `conv(features=, kernel_size=(1, 1),
-      use_bias=, dtype=, param_dtype=, name=)`; `nn.Conv` by default, pass
+      use_bias=, dtype=, param_dtype=, name=)`; `layers.conv.Conv` (flax's `nn.Conv` with
+      the CPU kernel gradient) by default, pass
       `SpectralConv` for the spectrally normalised version used in SAGAN.
     use_bias: bias in the 1x1 convs (False, as in the official code).
     gamma_init: initializer of the residual scale (zeros).
@@ -60,7 +62,7 @@ class SelfAttention(nn.Module):
       softmax are always computed in at least float32.
     param_dtype: parameter dtype.
   """
-  conv: Callable[..., nn.Module] = nn.Conv
+  conv: Callable[..., nn.Module] = Conv
   use_bias: bool = False
   gamma_init: Callable[..., jax.Array] = nn.initializers.zeros_init()
   dtype: Optional[Dtype] = None

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from genattn_jax import _checks
+from genattn_jax.layers.conv import Conv
 
 Array = jax.Array
 Dtype = jnp.dtype
@@ -70,7 +71,7 @@ class AttentiveFuse(nn.Module):
   hidden_features: Optional[int] = None
   attention_kernel_size: int = 3
   activation: Callable[[Array], Array] = nn.relu
-  conv: Callable[..., nn.Module] = nn.Conv
+  conv: Callable[..., nn.Module] = Conv
   dtype: Optional[Dtype] = None
   param_dtype: Dtype = jnp.float32
 
@@ -201,7 +202,7 @@ class SpatialPyramidAttentivePooling(nn.Module):
   attention_kernel_size: int = 1
   gamma_init: float = 0.0
   gamma_constraint: str = "none"
-  conv: Callable[..., nn.Module] = nn.Conv
+  conv: Callable[..., nn.Module] = Conv
   dtype: Optional[Dtype] = None
   param_dtype: Dtype = jnp.float32
 
@@ -333,7 +334,7 @@ class AtrousConvBlock(nn.Module):
   atrous_kernel_size: Union[int, Sequence[int]] = (3, 3)
   strides: Union[int, Sequence[int]] = (2, 2)
   use_bias: bool = True
-  conv: Callable[..., nn.Module] = nn.Conv
+  conv: Callable[..., nn.Module] = Conv
   dtype: Optional[Dtype] = None
   param_dtype: Dtype = jnp.float32
 

@@ -37,6 +37,7 @@ import jax.numpy as jnp
 
 from genattn_jax import _checks
 from genattn_jax._dtypes import wide
+from genattn_jax.layers.conv import Conv, ConvTranspose
 
 Array = jax.Array
 UPSAMPLE_MODES = ("transposed", "nearest")
@@ -70,9 +71,9 @@ class ResnetBlock(nn.Module):
   def __call__(self, x: Array) -> Array:
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, padding="VALID",
               use_bias=self.norm_bias)
-    h = nn.Conv(self.features, (3, 3), name="conv1", **kw)(reflect_pad(x, 1))
+    h = Conv(self.features, (3, 3), name="conv1", **kw)(reflect_pad(x, 1))
     h = nn.relu(instance_norm(h))
-    h = nn.Conv(self.features, (3, 3), name="conv2", **kw)(reflect_pad(h, 1))
+    h = Conv(self.features, (3, 3), name="conv2", **kw)(reflect_pad(h, 1))
     return x + instance_norm(h)
 
 
@@ -130,21 +131,21 @@ class ResnetGenerator(nn.Module):
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     nb = dict(use_bias=self.norm_bias, **kw)
     ngf = self.ngf
-    y = nn.Conv(ngf, (7, 7), padding="VALID", name="conv_in", **nb)(reflect_pad(x, 3))
+    y = Conv(ngf, (7, 7), padding="VALID", name="conv_in", **nb)(reflect_pad(x, 3))
     y = nn.relu(instance_norm(y))
     for i, c in enumerate((2 * ngf, 4 * ngf)):
-      y = nn.Conv(c, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)), name=f"down{i}",
+      y = Conv(c, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)), name=f"down{i}",
                   **nb)(y)
       y = nn.relu(instance_norm(y))
     for i in range(self.n_blocks):
       y = ResnetBlock(4 * ngf, norm_bias=self.norm_bias, name=f"res{i}", **kw)(y)
     for i, c in enumerate((2 * ngf, ngf)):
       if self.upsample == "transposed":
-        y = nn.ConvTranspose(c, (3, 3), strides=(2, 2), padding=((1, 2), (1, 2)),
+        y = ConvTranspose(c, (3, 3), strides=(2, 2), padding=((1, 2), (1, 2)),
                              name=f"up{i}", **nb)(y)
       else:
         y = jnp.repeat(jnp.repeat(y, 2, axis=1), 2, axis=2)
-        y = nn.Conv(c, (3, 3), padding=((1, 1), (1, 1)), name=f"up{i}", **nb)(y)
+        y = Conv(c, (3, 3), padding=((1, 1), (1, 1)), name=f"up{i}", **nb)(y)
       y = nn.relu(instance_norm(y))
       if i == 0 and self.pyramid == "spap":
         from genattn_jax.layers.spap import SpatialPyramidAttentivePooling  # pylint: disable=g-import-not-at-top
@@ -153,7 +154,7 @@ class ResnetGenerator(nn.Module):
       elif i == 0 and self.pyramid == "aspp":
         from genattn_jax.layers.aspp import ASPP  # pylint: disable=g-import-not-at-top
         y = ASPP(rates=tuple(self.pyramid_rates), name="aspp", **kw)(y)
-    y = nn.Conv(self.out_channels, (7, 7), padding="VALID", name="conv_out", **kw)(
+    y = Conv(self.out_channels, (7, 7), padding="VALID", name="conv_out", **kw)(
         reflect_pad(y, 3))
     return wide(jnp.tanh(y))
 
@@ -204,18 +205,18 @@ class PatchDiscriminator(nn.Module):
     pad = ((1, 1), (1, 1))
     act = lambda t: nn.leaky_relu(t, 0.2)
     ndf = self.ndf
-    h = act(nn.Conv(ndf, (4, 4), strides=(2, 2), padding=pad, name="conv0", **kw)(x))
-    h = act(instance_norm(nn.Conv(2 * ndf, (4, 4), strides=(2, 2), padding=pad, name="conv1",
+    h = act(Conv(ndf, (4, 4), strides=(2, 2), padding=pad, name="conv0", **kw)(x))
+    h = act(instance_norm(Conv(2 * ndf, (4, 4), strides=(2, 2), padding=pad, name="conv1",
                                   **nb)(h)))
     if self.atrous:
       from genattn_jax.layers.spap import AtrousConvBlock  # pylint: disable=g-import-not-at-top
       h = AtrousConvBlock(features=4 * ndf, rates=tuple(self.atrous_rates), kernel_size=(4, 4),
                           strides=(2, 2), name="atrous2", **nb)(h)
     else:
-      h = nn.Conv(4 * ndf, (4, 4), strides=(2, 2), padding=pad, name="conv2", **nb)(h)
+      h = Conv(4 * ndf, (4, 4), strides=(2, 2), padding=pad, name="conv2", **nb)(h)
     h = act(instance_norm(h))
-    h = act(instance_norm(nn.Conv(8 * ndf, (4, 4), padding=pad, name="conv3", **nb)(h)))
-    return wide(nn.Conv(1, (4, 4), padding=pad, name="conv_out", **kw)(h))
+    h = act(instance_norm(Conv(8 * ndf, (4, 4), padding=pad, name="conv3", **nb)(h)))
+    return wide(Conv(1, (4, 4), padding=pad, name="conv_out", **kw)(h))
 
 
 def pool_query(pool: Array, count: Array, images: Array, rng: Array) -> Tuple[Array, Array, Array]:

@@ -28,6 +28,7 @@ from genattn_jax.layers import dagan as dagan_layers
 from genattn_jax.layers import norms
 from genattn_jax.models import dagan_heads
 from genattn_jax.models import spade as spade_lib
+from genattn_jax.layers.conv import Conv, ConvTranspose
 
 Dtype = Any
 INIT_SCHEMES = dagan_layers.INITS
@@ -49,7 +50,7 @@ def added_layer_convs(sn_scope: str):
   _checks.check_in(sn_scope, SN_SCOPES, "sn_scope")
   if sn_scope == "all":
     return norms.SpectralConv, norms.SpectralConvTranspose
-  return nn.Conv, nn.ConvTranspose
+  return Conv, ConvTranspose
 
 
 def trunk_kernel_init(scheme: str, gain: float):

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 
 from genattn_jax import _checks
 from genattn_jax.layers import dagan
+from genattn_jax.layers.conv import Conv
 
 Array = jax.Array
 Dtype = jnp.dtype
@@ -71,7 +72,7 @@ class DAGANHead(nn.Module):
   cam_kernel_size: Tuple[int, int] = (3, 3)
   init_scheme: str = "spade"
   init_gain: float = 0.02
-  conv: Callable[..., nn.Module] = nn.Conv
+  conv: Callable[..., nn.Module] = Conv
   dtype: Optional[Dtype] = None
   param_dtype: Dtype = jnp.float32
 

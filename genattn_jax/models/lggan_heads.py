@@ -34,6 +34,7 @@ from genattn_jax import _checks
 from genattn_jax.layers import lggan
 from genattn_jax.layers import lggan_fusion
 from genattn_jax.layers.dagan import init_kwargs
+from genattn_jax.layers.conv import Conv, ConvTranspose
 
 Array = jax.Array
 Dtype = jnp.dtype
@@ -71,7 +72,7 @@ class LabelEncoder(nn.Module):
   encode_index: int = 2
   init_scheme: str = "spade"
   init_gain: float = 0.02
-  conv: Callable[..., nn.Module] = nn.Conv
+  conv: Callable[..., nn.Module] = Conv
   norm: Callable[..., nn.Module] = _instance_norm
   dtype: Optional[Dtype] = None
   param_dtype: Dtype = jnp.float32
@@ -125,7 +126,7 @@ class ResidualBlock(nn.Module):
   kernel_size: int = 3
   init_scheme: str = "spade"
   init_gain: float = 0.02
-  conv: Callable[..., nn.Module] = nn.Conv
+  conv: Callable[..., nn.Module] = Conv
   norm: Callable[..., nn.Module] = _instance_norm
   dtype: Optional[Dtype] = None
   param_dtype: Dtype = jnp.float32
@@ -169,8 +170,8 @@ class LGGANLocalBranch(nn.Module):
   kernel_size: int = 3
   init_scheme: str = "spade"
   init_gain: float = 0.02
-  conv: Callable[..., nn.Module] = nn.Conv
-  conv_transpose: Callable[..., nn.Module] = nn.ConvTranspose
+  conv: Callable[..., nn.Module] = Conv
+  conv_transpose: Callable[..., nn.Module] = ConvTranspose
   norm: Callable[..., nn.Module] = _instance_norm
   dtype: Optional[Dtype] = None
   param_dtype: Dtype = jnp.float32
@@ -240,8 +241,8 @@ class LGGANHead(nn.Module):
   weight_features: Sequence[int] = (128, 64)
   init_scheme: str = "spade"
   init_gain: float = 0.02
-  conv: Callable[..., nn.Module] = nn.Conv
-  conv_transpose: Callable[..., nn.Module] = nn.ConvTranspose
+  conv: Callable[..., nn.Module] = Conv
+  conv_transpose: Callable[..., nn.Module] = ConvTranspose
   dtype: Optional[Dtype] = None
   param_dtype: Dtype = jnp.float32
 

@@ -56,6 +56,7 @@ from genattn_jax import _checks
 from genattn_jax._dtypes import wide
 from genattn_jax.models import style_layers as sl
 from genattn_jax.models.stylegan import d_epilogue
+from genattn_jax.layers.conv import Conv
 
 COMBINE_FNS: Tuple[str, ...] = ("simple", "lin", "cat")
 
@@ -140,7 +141,7 @@ def _layers(equalized: bool, kw):
       if padding == "VALID":  # a k×k 'VALID' conv of a k×k map is a dense layer
         return sl.EqualizedDense(c, name=name, **kw)(h.reshape(h.shape[0], -1))[:, None, None]
       return sl.EqualizedConv(c, kernel_size=k, name=name, **kw)(h)
-    return nn.Conv(c, (k, k), padding=padding, name=name, **kw)(h)
+    return Conv(c, (k, k), padding=padding, name=name, **kw)(h)
 
   def dense(h, c, name, use_bias=True):
     if equalized:
@@ -260,7 +261,7 @@ class MSGDiscriminator(_MultiScaleDiscriminator):
     def conv(h, c, k, name):
       if self.equalized:
         return sl.EqualizedConv(c, kernel_size=k, name=name, **kw)(h)
-      return nn.Conv(c, (k, k), padding="SAME", name=name, **kw)(h)
+      return Conv(c, (k, k), padding="SAME", name=name, **kw)(h)
 
     def combine(img, a, res):
       if self.combine == "simple":
@@ -280,6 +281,6 @@ class MSGDiscriminator(_MultiScaleDiscriminator):
     if self.equalized:
       return d_epilogue(h, self.mbstd_group, nf(4), kw)
     h = sl.minibatch_stddev(h, self.mbstd_group)
-    h = act(nn.Conv(nf(4), (3, 3), padding="SAME", name="conv4", **kw)(h))
+    h = act(Conv(nf(4), (3, 3), padding="SAME", name="conv4", **kw)(h))
     h = act(nn.Dense(nf(4), name="dense4", **kw)(h.reshape(h.shape[0], -1)))
     return wide(nn.Dense(1, name="logit", **kw)(h)[:, 0])

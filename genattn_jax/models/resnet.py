@@ -53,6 +53,7 @@ from genattn_jax import _checks
 from genattn_jax._dtypes import wide
 from genattn_jax.models import placement as pl
 from genattn_jax.models.sndcgan import nearest_upsample, scale_width
+from genattn_jax.layers.conv import Conv
 
 # resolution -> (G base, G multipliers [dense, blocks...],
 #                D base, D multipliers, D downsample flags)
@@ -92,7 +93,7 @@ class ResNetGBlock(nn.Module):
   features: int
   num_classes: int = 0
   bn_axis_name: Optional[str] = None
-  conv: Callable[..., nn.Module] = nn.Conv
+  conv: Callable[..., nn.Module] = Conv
   use_bias: bool = False
   inner: Sequence[Any] = ()
   inner_resolution: int = 0
@@ -145,7 +146,7 @@ class ResNetDBlock(nn.Module):
   features: int
   downsample: bool = True
   optimized: bool = False
-  conv: Callable[..., nn.Module] = nn.Conv
+  conv: Callable[..., nn.Module] = Conv
   inner: Sequence[Any] = ()
   inner_resolution: int = 0
   spectral_inner: bool = False
@@ -198,8 +199,8 @@ class ResNetGenerator(nn.Module):
       official code's layout, see the module docstring).
     bn_axis_name: pmap axis for batch statistics (and placed AN blocks'
       global-batch sampling).
-    conv, dense: layer constructors; None picks nn.Conv / nn.Dense or their
-      `norms.Spectral*` versions.
+    conv, dense: layer constructors; None picks `layers.conv.Conv` (flax's
+      `nn.Conv` with the CPU kernel gradient) / nn.Dense or their `norms.Spectral*` versions.
     dtype: computation dtype (None: inferred; 'bfloat16' = mixed precision, see
       `genattn_jax.models`).
     param_dtype: parameter dtype.
@@ -258,7 +259,7 @@ class ResNetGenerator(nn.Module):
                          f"{stages[0]} (the dense layer's output, no residual block); use one "
                          f"of {stages[1:]}.")
     sn = self.spectral_norm
-    conv = pl.resolve_layer(self.conv, sn, nn.Conv, "SpectralConv")
+    conv = pl.resolve_layer(self.conv, sn, Conv, "SpectralConv")
     dense = pl.resolve_layer(self.dense, sn, nn.Dense, "SpectralDense")
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     base, mults = ARCHS[self.resolution][:2]
@@ -297,7 +298,7 @@ class ResNetDiscriminator(nn.Module):
     axis_name: pmap axis the batch is split over (None: not split); placed
       blocks that draw per-example random numbers (AN) draw for the global batch.
     conv, dense: layer constructors; None picks `norms.SpectralConv` /
-      `norms.SpectralDense` (nn.Conv / nn.Dense without spectral norm).
+      `norms.SpectralDense` (`layers.conv.Conv` / nn.Dense without spectral norm).
     dtype: computation dtype (None: inferred; 'bfloat16' = mixed precision, see
       `genattn_jax.models`).
     param_dtype: parameter dtype.
@@ -362,7 +363,7 @@ class ResNetDiscriminator(nn.Module):
     placements, inner = pl.split_by_position(
         pl.normalize_placements(self.blocks, "blocks", block_res), "blocks")
     sn = self.spectral_norm
-    conv = pl.resolve_layer(self.conv, sn, nn.Conv, "SpectralConv")
+    conv = pl.resolve_layer(self.conv, sn, Conv, "SpectralConv")
     dense = pl.resolve_layer(self.dense, sn, nn.Dense, "SpectralDense")
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     base, mults, downs = self._arch()

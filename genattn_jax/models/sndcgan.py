@@ -46,6 +46,7 @@ import jax.numpy as jnp
 from genattn_jax import _checks
 from genattn_jax._dtypes import wide
 from genattn_jax.models import placement as pl
+from genattn_jax.layers.conv import Conv, ConvTranspose
 
 G_WIDTHS: Tuple[int, ...] = (512, 256, 128, 64)
 D_WIDTHS: Tuple[int, ...] = (64, 64, 128, 128, 256, 256, 512)
@@ -84,8 +85,9 @@ class SNDCGANGenerator(nn.Module):
       paper does, Sec. 4.3).
     bn_axis_name: pmap axis name over which BN averages batch statistics (and
       placed AN blocks draw their samples for the global batch).
-    conv, dense, conv_transpose: layer constructors; None picks nn.Conv /
-      nn.Dense / nn.ConvTranspose or their `norms.Spectral*` versions.
+    conv, dense, conv_transpose: layer constructors; None picks `layers.conv.Conv` /
+      nn.Dense / `layers.conv.ConvTranspose` (flax's layers with the CPU kernel gradient) or
+      their `norms.Spectral*` versions.
     dtype: computation dtype (None: inferred; 'bfloat16' = mixed precision, see
       `genattn_jax.models`).
     param_dtype: parameter dtype.
@@ -142,9 +144,9 @@ class SNDCGANGenerator(nn.Module):
     stages = self.stage_resolutions()
     placements = pl.normalize_placements(self.blocks, "blocks", stages)
     sn = self.spectral_norm
-    conv = pl.resolve_layer(self.conv, sn, nn.Conv, "SpectralConv")
+    conv = pl.resolve_layer(self.conv, sn, Conv, "SpectralConv")
     dense = pl.resolve_layer(self.dense, sn, nn.Dense, "SpectralDense")
-    conv_t = pl.resolve_layer(self.conv_transpose, sn, nn.ConvTranspose,
+    conv_t = pl.resolve_layer(self.conv_transpose, sn, ConvTranspose,
                               "SpectralConvTranspose")
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     widths = [scale_width(c, self.width) for c in G_WIDTHS]
@@ -202,7 +204,7 @@ class SNDCGANDiscriminator(nn.Module):
     axis_name: pmap axis the batch is split over (None: not split); placed
       blocks that draw per-example random numbers (AN) draw for the global batch.
     conv, dense: layer constructors; None picks `norms.SpectralConv` /
-      `norms.SpectralDense` (or nn.Conv / nn.Dense without spectral norm).
+      `norms.SpectralDense` (or `layers.conv.Conv` / nn.Dense without spectral norm).
     dtype: computation dtype (None: inferred; 'bfloat16' = mixed precision, see
       `genattn_jax.models`).
     param_dtype: parameter dtype.
@@ -260,7 +262,7 @@ class SNDCGANDiscriminator(nn.Module):
     stages = self.stage_resolutions()
     placements = pl.normalize_placements(self.blocks, "blocks", stages)
     sn = self.spectral_norm
-    conv = pl.resolve_layer(self.conv, sn, nn.Conv, "SpectralConv")
+    conv = pl.resolve_layer(self.conv, sn, Conv, "SpectralConv")
     dense = pl.resolve_layer(self.dense, sn, nn.Dense, "SpectralDense")
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     widths = [scale_width(c, self.width) for c in D_WIDTHS]

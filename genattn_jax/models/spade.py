@@ -49,6 +49,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from genattn_jax import _checks
+from genattn_jax.layers.conv import Conv
 from genattn_jax.layers.norms import SPADE, InstanceNorm, SpectralConv, \
     nearest_resize
 
@@ -95,11 +96,11 @@ class SPADEResBlock(nn.Module):
     kw = dict(features=features, kernel_size=(kernel, kernel), padding="SAME",
               use_bias=use_bias, dtype=self.dtype, param_dtype=self.param_dtype,
               kernel_init=self.kernel_init, name=name)
-    return SpectralConv(**kw) if self.spectral_norm else nn.Conv(**kw)
+    return SpectralConv(**kw) if self.spectral_norm else Conv(**kw)
 
   def _spade(self, name):
     return SPADE(hidden_features=self.spade_hidden, norm=self.spade_norm,
-                 conv=functools.partial(nn.Conv, kernel_init=self.kernel_init),
+                 conv=functools.partial(Conv, kernel_init=self.kernel_init),
                  axis_name=self.bn_axis_name, dtype=self.dtype, param_dtype=self.param_dtype,
                  name=name)
 
@@ -240,7 +241,7 @@ class SPADEGenerator(nn.Module):
       if fc_input is not None:
         _checks.check_nhwc(fc_input, "fc_input")
         src = fc_input
-      x = nn.Conv(16 * nf, (3, 3), padding="SAME", kernel_init=self.kernel_init,
+      x = Conv(16 * nf, (3, 3), padding="SAME", kernel_init=self.kernel_init,
                   use_bias=self.block_bias, **common, name="fc")(nearest_resize(src, (sh, sw)))
     last = "up_4" if self.num_upsampling_layers == "most" else "up_3"
 
@@ -266,7 +267,7 @@ class SPADEGenerator(nn.Module):
       x = block(features, name)(earlier, seg, train)
     if return_features:
       return (x, earlier), kl
-    x = nn.Conv(3, (3, 3), padding="SAME", kernel_init=self.kernel_init, **common,
+    x = Conv(3, (3, 3), padding="SAME", kernel_init=self.kernel_init, **common,
                 name="conv_img")(lrelu(x))
     return jnp.tanh(x), kl
 
@@ -285,7 +286,7 @@ class NLayerDiscriminator(nn.Module):
     common = dict(kernel_size=(4, 4), padding=pad, dtype=self.dtype,
                   param_dtype=self.param_dtype, kernel_init=XAVIER_002)
     feats = []
-    x = lrelu(nn.Conv(self.ndf, strides=(2, 2), **common, name="conv0")(x))
+    x = lrelu(Conv(self.ndf, strides=(2, 2), **common, name="conv0")(x))
     feats.append(x)
     nf = self.ndf
     for n in range(1, self.n_layers):
@@ -297,11 +298,11 @@ class NLayerDiscriminator(nn.Module):
         # Official code removes the conv bias before the (affine-free) instance norm.
         x = SpectralConv(**kw)(x, update_stats=train)
       else:
-        x = nn.Conv(**kw)(x)
+        x = Conv(**kw)(x)
       x = InstanceNorm(use_scale=False, use_bias=False, dtype=self.dtype, name=f"norm{n}")(x)
       x = lrelu(x)
       feats.append(x)
-    feats.append(nn.Conv(1, strides=(1, 1), **common, name=f"conv{self.n_layers}")(x))
+    feats.append(Conv(1, strides=(1, 1), **common, name=f"conv{self.n_layers}")(x))
     return feats
 
 

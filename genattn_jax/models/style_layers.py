@@ -32,6 +32,7 @@ import jax.numpy as jnp
 from genattn_jax import _checks
 from genattn_jax._dtypes import wide
 from genattn_jax._parallel import own_rows
+from genattn_jax.layers.conv import conv_general_dilated
 
 SQRT2 = math.sqrt(2.0)
 
@@ -102,7 +103,7 @@ class EqualizedConv(nn.Module):
                    (k, k, cin, self.features), self.param_dtype)
     dtype = self.dtype or jnp.result_type(x, w)
     scale = self.gain / math.sqrt(k * k * cin) * self.lr_mul
-    y = jax.lax.conv_general_dilated(
+    y = conv_general_dilated(  # layers.conv: the CPU kernel gradient
         jnp.asarray(x, dtype), jnp.asarray(w, dtype) * scale, (1, 1), "SAME",
         dimension_numbers=("NHWC", "HWIO", "NHWC"))
     if self.use_bias:

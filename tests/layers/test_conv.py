@@ -1,5 +1,7 @@
 """genattn_jax.layers.conv: the CPU kernel-gradient rewrite equals XLA's convolution."""
 
+import re
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -170,3 +172,35 @@ def test_conv_transpose_rejects_what_it_does_not_implement():
     conv_lib.ConvTranspose(3, (3, 3), padding="CIRCULAR").init(jax.random.PRNGKey(0), x)
   with pytest.raises(ValueError, match="padding"):
     conv_lib.transpose_padding(3, 2, ((1, 1),))
+
+
+def _conv_counts(module, inputs):
+  """(4-D kernels in the params, convolutions through the rewrite) of one forward pass."""
+  variables = module.init(jax.random.PRNGKey(0), *inputs)
+  kernels = [l for l in jax.tree_util.tree_leaves(variables["params"]) if l.ndim == 4]
+  jaxpr = str(jax.make_jaxpr(
+      lambda p: module.apply({**variables, "params": p}, *inputs, mutable=True))(
+          variables["params"]))
+  return len(kernels), len(re.findall(r"\bcustom_vjp_call\b", jaxpr))
+
+
+@pytest.mark.parametrize("name", ["sndcgan_g_sn", "sndcgan_d", "resnet_g", "resnet_d",
+                                  "cyclegan_g", "cyclegan_d", "resnet_g_flax_conv"])
+def test_models_build_every_conv_through_the_rewrite(name):
+  """The library's default: every conv kernel of the backbones (plain, spectral-norm and
+  transposed) goes through `layers.conv`; passing `conv=nn.Conv` gives XLA's own."""
+  from genattn_jax.models import cyclegan, resnet, sndcgan  # pylint: disable=g-import-not-at-top
+  z, x = jnp.ones((2, 8)), jnp.ones((2, 32, 32, 3))
+  module, inputs = {
+      "sndcgan_g_sn": (sndcgan.SNDCGANGenerator(z_dim=8, width=0.125, spectral_norm=True),
+                       (z,)),
+      "sndcgan_d": (sndcgan.SNDCGANDiscriminator(width=0.125), (x,)),
+      "resnet_g": (resnet.ResNetGenerator(z_dim=8, width=0.125), (z,)),
+      "resnet_d": (resnet.ResNetDiscriminator(width=0.125), (x,)),
+      "cyclegan_g": (cyclegan.ResnetGenerator(ngf=4, n_blocks=1), (x,)),
+      "cyclegan_d": (cyclegan.PatchDiscriminator(ndf=4), (x,)),
+      "resnet_g_flax_conv": (resnet.ResNetGenerator(z_dim=8, width=0.125, conv=nn.Conv), (z,)),
+  }[name]
+  kernels, rewritten = _conv_counts(module, inputs)
+  assert kernels > 0
+  assert rewritten == (0 if name.endswith("flax_conv") else kernels)

@@ -9,6 +9,7 @@ import json
 import logging
 import pathlib
 import shutil
+import time
 
 import chex
 import flax.linen as nn
@@ -433,4 +434,113 @@ def test_checkpointer_defaults_keep_three_and_create_the_directory(tmp_path, gan
   assert meta["step"] == 5 and meta["shapes"] == ckpt_lib.state_shapes(gan_state)
   ckpt = ckpt_lib.Checkpointer(str(directory))
   assert_same_state(ckpt.restore(5, zeros_like(gan_state)), shifted(gan_state, 5))
+  ckpt.close()
+
+
+def test_restore_errors_name_the_step_and_the_problem(tmp_path, gan_state, caplog):
+  """The messages of a missing manifest, a missing or edited iterator position and an
+  old manifest without position digests, in full."""
+  it = iter(_loader())
+  next(it)
+  ckpt = ckpt_lib.Checkpointer(str(tmp_path), keep=5, async_save=False)
+  for step in (1, 2, 3):
+    ckpt.save(step, shifted(gan_state, step), data_iterator=it)
+  meta_file = tmp_path / "1" / "meta" / "metadata"
+  meta = json.loads(meta_file.read_text())
+  del meta["checksums"]  # the rest of the manifest is there
+  meta_file.write_text(json.dumps(meta))
+  with pytest.raises(ckpt_lib.CheckpointError) as err:
+    ckpt.restore(1, zeros_like(gan_state))
+  assert str(err.value) == "checkpoint 1 has no checksum manifest."
+  position = tmp_path / "2" / "data" / "process_0-of-1.json"
+  position.unlink()
+  with pytest.raises(ckpt_lib.CheckpointError) as err:
+    ckpt.restore(2, zeros_like(gan_state), data_iterator=iter(_loader()))
+  assert str(err.value) == f"checkpoint 2 has no data iterator position ({position})."
+  position = tmp_path / "3" / "data" / "process_0-of-1.json"
+  position.write_text(position.read_text() + " ")
+  with pytest.raises(ckpt_lib.CheckpointError) as err:
+    ckpt.restore(3, zeros_like(gan_state), data_iterator=iter(_loader()))
+  assert str(err.value) == (f"checkpoint 3: data iterator position {position} fails its "
+                            "sha256 check; refusing it.")
+  # A manifest written before positions had digests: restored, with a warning.
+  meta_file = tmp_path / "3" / "meta" / "metadata"
+  meta = json.loads(meta_file.read_text())
+  del meta["data_sha256"]
+  meta_file.write_text(json.dumps(meta))
+  caplog.set_level(logging.WARNING)
+  assert_same_state(ckpt.restore(3, zeros_like(gan_state), data_iterator=iter(_loader())),
+                    shifted(gan_state, 3))
+  assert ("checkpoint 3 predates iterator checksums; its position is not verified."
+          in [r.getMessage() for r in caplog.records])
+  ckpt.close()
+
+
+def test_move_aside_names_carry_the_utc_time_and_a_counter(tmp_path, monkeypatch):
+  """`<step>.corrupt-<YYYYmmddTHHMMSSZ>`, then `-2`, `-3` for more in the same second."""
+  fixed = time.gmtime(1_000_000_000)  # 2001-09-09 01:46:40 UTC
+  monkeypatch.setattr(ckpt_lib.time, "gmtime", lambda *a: fixed)
+  ckpt = ckpt_lib.Checkpointer(str(tmp_path), async_save=False)
+  names = []
+  for k in range(3):
+    (tmp_path / "4").mkdir()
+    (tmp_path / "4" / "mark").write_text(str(k))
+    names.append(pathlib.Path(ckpt.move_aside(4)).name)
+  assert names == ["4.corrupt-20010909T014640Z", "4.corrupt-20010909T014640Z-2",
+                   "4.corrupt-20010909T014640Z-3"]
+  assert [(tmp_path / n / "mark").read_text() for n in names] == ["0", "1", "2"]
+  assert not (tmp_path / "4").exists()
+  # A step with no directory: the name it would get, nothing renamed or created.
+  assert ckpt.move_aside(9) == str(tmp_path / "9.corrupt-20010909T014640Z")
+  assert not (tmp_path / "9.corrupt-20010909T014640Z").exists()
+  ckpt.close()
+
+
+def test_move_aside_reports_and_synchronises_processes(tmp_path, monkeypatch, caplog, capsys):
+  """Logged and printed with the new path; several processes meet at a named barrier after
+  the rename (one process needs none)."""
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  barriers = []
+  monkeypatch.setattr(multihost_utils, "sync_global_devices", barriers.append)
+  ckpt = ckpt_lib.Checkpointer(str(tmp_path), async_save=False)
+  caplog.set_level(logging.WARNING)
+  (tmp_path / "3").mkdir()
+  dst = ckpt.move_aside(3)
+  assert barriers == []
+  assert f"moved unusable checkpoint 3 aside to {dst}" in [r.getMessage() for r in caplog.records]
+  assert capsys.readouterr().out == f"[checkpoint] moved unusable checkpoint 3 aside to {dst}\n"
+  monkeypatch.setattr(jax, "process_count", lambda: 2)
+  ckpt.move_aside(5)
+  assert barriers == ["genattn_move_aside_5"]
+  ckpt.close()
+
+
+def test_refusals_are_recorded_logged_and_listed(tmp_path, gan_state, caplog, monkeypatch):
+  """Each refusal as (step, '<ExceptionType>: <message>'), logged with the directory; the
+  no-usable-checkpoint error lists them one per line, each cut at 300 characters; refused
+  checkpoints stay where they are unless `move_aside`."""
+  _two_checkpoints(tmp_path, gan_state)
+  ckpt = ckpt_lib.Checkpointer(str(tmp_path), async_save=False)
+  long = "x" * 400
+
+  def refuse(step, target, data_iterator=None):
+    raise ckpt_lib.CheckpointError(f"{step}{long}")
+
+  monkeypatch.setattr(ckpt, "restore", refuse)
+  caplog.set_level(logging.ERROR)
+  step, got = ckpt.restore_latest(zeros_like(gan_state))
+  assert step is None and _step_dirs(tmp_path) == [1, 2]  # not moved by default
+  reasons = [f"CheckpointError: {s}{long}" for s in (2, 1)]
+  assert ckpt.refused == list(zip((2, 1), reasons))
+  logged = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+  assert logged == [f"checkpoint {s} in {tmp_path} is unusable ({r}); trying the previous one."
+                    for s, r in zip((2, 1), reasons)]
+  with pytest.raises(ckpt_lib.NoUsableCheckpointError) as err:
+    ckpt.restore_latest(zeros_like(gan_state), require_usable=True)
+  listing = "\n".join(f"  step {s}: {r[:300]}" for s, r in zip((2, 1), reasons))
+  assert str(err.value) == (
+      f"no usable checkpoint in {tmp_path}; found 2, all refused:\n{listing}\nNothing was "
+      "moved or deleted. Inspect or remove them, train in a new --workdir, or set "
+      "--config.checkpoint.allow_restart_from_scratch=True to move them aside and start again "
+      "from step 0.")
   ckpt.close()
