@@ -26,6 +26,8 @@ the paper's position: it had AN after the whole residual block and Eq. 1 on G's 
 --config.training.d_ortho_weight=0 --config.eval.fid_both=False. The re-run with this config
 has not been made: on the 2-core VM of 2026-11-28 one step took 55-64 s (47-54 s without AN;
 the 2026-11-26 code the same), against 6.8 s on 2026-11-26, so 781 steps would need ~13 h.
+With the CPU kernel gradient of layers/conv.py as the default (2026-11-29) one step took
+15.2-15.3 s on that VM (15.0-17.0 s without AN): ~3.5 h per run.
 """
 
 from configs import cifar10_sngan  # pylint: disable=g-bad-import-order

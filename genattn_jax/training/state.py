@@ -1,6 +1,6 @@
 """`GANState`: everything a GAN run carries from step to step, as one pytree."""
 
-from typing import Any, Callable, Tuple
+from typing import Any, Tuple
 
 import flax
 import flax.linen as nn
@@ -179,5 +179,3 @@ def param_count(tree: PyTree) -> int:
 def tree_global_norm(tree: PyTree) -> jnp.ndarray:
   return optax.global_norm(tree)
 
-
-ApplyFn = Callable[..., Any]

@@ -63,8 +63,10 @@ def test_no_delay_is_plain_adam():
 
 
 def test_empty_patterns_raise():
-  with pytest.raises(ValueError, match="patterns"):
+  with pytest.raises(ValueError) as err:
     state_lib.make_optimizers(_config(5, []))
+  assert str(err.value) == ("`optimizer.delayed_update.patterns` must name at least one "
+                            "parameter group (substrings of parameter paths) when `steps` > 0.")
 
 
 def test_lr_decay_schedule():
@@ -73,3 +75,35 @@ def test_lr_decay_schedule():
   sched = state_lib.lr_schedule(1.0, c.optimizer)
   np.testing.assert_allclose([float(sched(i)) for i in range(8)],
                              [1, 1, 1, .75, .5, .25, 0, 0], atol=1e-6)
+
+
+def test_patterns_match_slash_joined_paths_and_the_default_is_one_update_per_step():
+  """A pattern may name a path ('atrous3/conv': that module only, not its sibling); fields
+  of a NamedTuple count as path parts too; without `updates_per_step` the freeze lasts
+  `steps` updates."""
+  import typing  # pylint: disable=g-import-not-at-top
+
+  class Pair(typing.NamedTuple):
+    a: jax.Array
+    b: jax.Array
+
+  params = {"atrous3": {"conv": {"kernel": jnp.ones((2,))},
+                        "atrous_d3": {"kernel": jnp.ones((2,))}},
+            "outer": Pair(a=jnp.ones((2,)), b=jnp.ones((2,)))}
+  opt = _config(2, ["atrous3/conv", "outer/b"]).optimizer
+  hist = _run(state_lib.delayed_update(optax.sgd(0.1), opt), params, 3)
+  for t in range(2):
+    np.testing.assert_array_equal(hist[t]["atrous3"]["conv"]["kernel"], 1.0)
+    np.testing.assert_array_equal(hist[t]["outer"].b, 1.0)
+    assert np.all(np.asarray(hist[t]["atrous3"]["atrous_d3"]["kernel"]) < 1.0)
+    assert np.all(np.asarray(hist[t]["outer"].a) < 1.0)
+  # After the switch the frozen group takes the optimiser's own update (SGD: 1 - 0.1 * 1).
+  np.testing.assert_allclose(hist[2]["atrous3"]["conv"]["kernel"], 0.9, rtol=1e-6)
+  np.testing.assert_allclose(hist[2]["outer"].b, 0.9, rtol=1e-6)
+
+
+def test_spec_without_steps_is_off():
+  opt = _config(0, ["spap"]).optimizer
+  del opt.delayed_update["steps"]
+  tx = optax.sgd(0.1)
+  assert state_lib.delayed_update(tx, opt) is tx

@@ -94,3 +94,25 @@ def test_decay_start_needs_training_num_steps():
     state_lib.lr_schedule(1.0, opt)  # num_steps defaults to 0
   np.testing.assert_allclose([float(state_lib.lr_schedule(1.0, opt, num_steps=3)(i))
                               for i in range(4)], [1.0, 1.0, 0.5, 0.0], atol=1e-4)
+
+
+def test_lr_decay_and_decay_start_are_exclusive():
+  both = _config({"num_steps": 6}, decay_start=2,
+                 lr_decay=ml_collections.ConfigDict({"constant_steps": 1, "decay_steps": 2}))
+  with pytest.raises(ValueError) as err:
+    state_lib.make_optimizers(both)
+  assert str(err.value) == ("set one of `optimizer.lr_decay` and `optimizer.decay_start`, "
+                            "not both.")
+  # An lr_decay without decay_steps is off: decay_start alone decides.
+  off = _config({"num_steps": 6}, decay_start=2,
+                lr_decay=ml_collections.ConfigDict({"constant_steps": 1}))
+  g_tx, _ = state_lib.make_optimizers(off)
+  np.testing.assert_allclose(-_updates(g_tx, [1.0] * 8), _expected_lr(8, 2, 4), atol=1e-4)
+  no_decay_steps = _config(lr_decay=ml_collections.ConfigDict({"constant_steps": 2}))
+  assert state_lib.lr_schedule(0.5, no_decay_steps.optimizer) == 0.5
+
+
+def test_decay_start_must_be_before_the_last_step():
+  with pytest.raises(ValueError, match=r"\(6\) must lie in \(0, training.num_steps=6\)"):
+    state_lib.make_optimizers(_config({"num_steps": 6}, decay_start=6))
+  state_lib.make_optimizers(_config({"num_steps": 6}, decay_start=5))
