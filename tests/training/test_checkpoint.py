@@ -336,8 +336,10 @@ def test_edited_data_iterator_position_is_refused(tmp_path, gan_state):
              and k != "version")
   state[key] += 5
   position.write_text(json.dumps(state, indent=4))
-  with pytest.raises(ckpt_lib.CheckpointError, match="data iterator position.*sha256"):
+  with pytest.raises(ckpt_lib.CheckpointError) as err:
     ckpt.restore(2, zeros_like(gan_state), data_iterator=iter(_loader()))
+  assert str(err.value) == (f"checkpoint 2: data iterator position {position} fails its "
+                            "sha256 check; refusing it.")
   step, _ = ckpt.restore_latest(zeros_like(gan_state), data_iterator=iter(_loader()))
   assert step == 1
   ckpt.close()
@@ -438,8 +440,8 @@ def test_checkpointer_defaults_keep_three_and_create_the_directory(tmp_path, gan
 
 
 def test_restore_errors_name_the_step_and_the_problem(tmp_path, gan_state, caplog):
-  """The messages of a missing manifest, a missing or edited iterator position and an
-  old manifest without position digests, in full."""
+  """The messages of a missing manifest, a missing iterator position and an old manifest
+  without position digests, in full (an edited position: the test above)."""
   it = iter(_loader())
   next(it)
   ckpt = ckpt_lib.Checkpointer(str(tmp_path), keep=5, async_save=False)
@@ -457,12 +459,6 @@ def test_restore_errors_name_the_step_and_the_problem(tmp_path, gan_state, caplo
   with pytest.raises(ckpt_lib.CheckpointError) as err:
     ckpt.restore(2, zeros_like(gan_state), data_iterator=iter(_loader()))
   assert str(err.value) == f"checkpoint 2 has no data iterator position ({position})."
-  position = tmp_path / "3" / "data" / "process_0-of-1.json"
-  position.write_text(position.read_text() + " ")
-  with pytest.raises(ckpt_lib.CheckpointError) as err:
-    ckpt.restore(3, zeros_like(gan_state), data_iterator=iter(_loader()))
-  assert str(err.value) == (f"checkpoint 3: data iterator position {position} fails its "
-                            "sha256 check; refusing it.")
   # A manifest written before positions had digests: restored, with a warning.
   meta_file = tmp_path / "3" / "meta" / "metadata"
   meta = json.loads(meta_file.read_text())
