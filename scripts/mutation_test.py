@@ -24,7 +24,7 @@ import sys
 import time
 import types
 
-from mutmut import ALL, Context, list_mutations, mutate, mutations_by_type
+from mutmut import Context, list_mutations, mutate, mutations_by_type
 
 MESSAGE_ONLY = {"string", "fstring"}  # where a module's strings are only error messages
 # module: (paths, test args, JAX_DISABLE_JIT, disabled mutation types, {path: functions})
@@ -44,7 +44,8 @@ SPEC = {
              ["tests/training/test_step_contract.py", "tests/training/test_step.py"], False,
              set(), {}),
     "pipeline": (["genattn_jax/data/pipeline.py"],
-                 ["tests/data/test_augmentation.py", "tests/data/test_data.py"], False, set(), {}),
+                 ["tests/data/test_pipeline_contract.py", "tests/data/test_augmentation.py",
+                  "tests/data/test_data.py"], False, set(), {}),
     "norms": (["genattn_jax/layers/lap.py", "genattn_jax/layers/attentive_norm.py",
                "genattn_jax/layers/norms.py"],
               ["tests/layers/test_norm_edges.py", "tests/layers/test_norms.py",

@@ -40,8 +40,19 @@ from genattn_jax.data import local_images
 _SLICE = re.compile(r"^(?P<split>\w+)(\[(?P<start>\d*):(?P<stop>\d*)\])?$")
 
 
+# A tfds name, optionally with a config and a version: 'cifar10', 'celeb_a_hq/128',
+# 'imagenet_resized/64x64', 'lsun/bedroom:3.1.0'.
+_TFDS_NAME = re.compile(r"^[a-z][a-z0-9_]*(/[\w.\-]+)?(:[\d.*]+)?$")
+_ARCHIVES = (".tar.gz", ".tgz", ".tar")
+
+
 def _is_local(source: str) -> bool:
-  return os.path.sep in source or source.startswith((".", "~")) or os.path.exists(source)
+  """True for a local path: absolute or starting with '.' or '~', an archive name, anything
+  that exists on disk, or anything that is not shaped like a tfds name; False for tfds names
+  (a config after '/' included, so 'celeb_a_hq/128' is read with tfds, not as a folder)."""
+  if source.startswith((os.path.sep, ".", "~")) or source.endswith(_ARCHIVES):
+    return True
+  return os.path.exists(source) or not _TFDS_NAME.match(source)
 
 
 class _Sliced:

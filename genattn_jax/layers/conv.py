@@ -29,8 +29,9 @@ version of the rewrite made XLA keep all KH * KW windows alive at once: the temp
 of the LGGAN ADE20K step (benchmarks/lggan_memory.py, top51_chunk4) was 4.48 GB, against
 0.88 GB with XLA's own kernel gradient. The loop below keeps one window at a time: 1.00 GB.
 
-The rewrite is used only where it helps: on the CPU backend (`jax.default_backend()`), for
-2-D NHWC / HWIO convolutions without feature or batch groups. Everything else (GPU, TPU,
+The rewrite is used only where it helps: on the CPU backend (`jax.default_backend()`) with
+one device (`use_matmul_kernel_gradient`), for 2-D NHWC / HWIO convolutions without feature
+or batch groups. Everything else (GPU, TPU,
 grouped convolutions) calls `jax.lax.conv_general_dilated` exactly as flax does. Values
 equal XLA's up to float rounding (the tests compare outputs and first- and second-order
 gradients with `nn.Conv` / `nn.ConvTranspose` and with the definition in NumPy); parameter
@@ -42,6 +43,7 @@ convolution is not supported (a `jax.custom_vjp` limitation); nothing in this li
 """
 
 import functools
+import os
 from typing import Any, Optional, Sequence, Tuple
 
 import flax.linen as nn
@@ -145,9 +147,35 @@ def _conv_bwd(strides, padding, dilation, input_dilation, precision, residuals, 
 _conv.defvjp(_conv_fwd, _conv_bwd)
 
 
+KERNEL_GRADIENT_ENV = "GENATTN_CONV_KERNEL_GRADIENT"
+
+
 def use_matmul_kernel_gradient() -> bool:
-  """Whether `conv_general_dilated` rewrites the kernel gradient (on the CPU backend)."""
-  return jax.default_backend() == "cpu"
+  """Whether `conv_general_dilated` rewrites the kernel gradient.
+
+  `$GENATTN_CONV_KERNEL_GRADIENT` chooses: `auto` (unset) rewrites on the CPU backend when it
+  has one device; `matmul` always (e.g. to test it on simulated devices or another backend);
+  `xla` never (XLA's own kernel gradient everywhere, as `conv=nn.Conv` gives for one layer).
+
+  Why one device. With several devices on one CPU (`--xla_force_host_platform_device_count`,
+  used only for tests and debugging) every device program runs on the same few cores. In the
+  8-device test suite on this project's 2-core machine, with the rewrite's loop inside
+  programs that also hold cross-device all-reduces, XLA:CPU aborted the process twice with
+  "Termination timeout for `all reduce` ... only 7 of them arrived on time" (in CI, in
+  tests/training/test_semantic.py under its default 40 s limit; here, in test_parallel.py
+  under a 1200 s limit). No such abort was seen in the suite's runs without the loop. The
+  cause is not isolated, so `auto` keeps XLA's own kernel gradient there.
+
+  Raises:
+    ValueError: the variable holds another value.
+  """
+  mode = os.environ.get(KERNEL_GRADIENT_ENV, "auto").strip().lower() or "auto"
+  if mode == "auto":
+    return jax.default_backend() == "cpu" and jax.local_device_count() == 1
+  if mode in ("matmul", "xla"):
+    return mode == "matmul"
+  raise ValueError(f"${KERNEL_GRADIENT_ENV} must be 'auto', 'matmul' or 'xla', got "
+                   f"{os.environ[KERNEL_GRADIENT_ENV]!r}.")
 
 
 def conv_general_dilated(lhs: Array, rhs: Array, window_strides: Sequence[int], padding: Any,
@@ -160,7 +188,8 @@ def conv_general_dilated(lhs: Array, rhs: Array, window_strides: Sequence[int], 
 
   Same arguments and result as `jax.lax.conv_general_dilated`; the rewrite applies to 2-D
   NHWC / HWIO convolutions (input dilation, i.e. transposed convolutions, included) without
-  groups or `preferred_element_type`, on the CPU backend; every other call is passed through
+  groups or `preferred_element_type`, where `use_matmul_kernel_gradient()` says so; every
+  other call is passed through
   unchanged.
   """
   ndim = jnp.ndim(lhs)

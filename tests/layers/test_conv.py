@@ -11,6 +11,13 @@ import pytest
 from genattn_jax.layers import conv as conv_lib
 
 NHWC = ("NHWC", "HWIO", "NHWC")
+
+
+@pytest.fixture(autouse=True)
+def _rewrite_on(monkeypatch):
+  """The suite runs on 8 simulated CPU devices, where `auto` keeps XLA's kernel gradient
+  (`conv.use_matmul_kernel_gradient`); these tests are about the rewrite itself."""
+  monkeypatch.setenv(conv_lib.KERNEL_GRADIENT_ENV, "matmul")
 CASES = [  # (x shape, kernel hw, out channels, strides, padding, kernel dilation)
     ((2, 9, 7, 3), (3, 3), 4, (1, 1), "SAME", (1, 1)),
     ((2, 10, 8, 5), (4, 4), 6, (2, 2), ((1, 1), (1, 1)), (1, 1)),
@@ -49,7 +56,7 @@ def _ours(x, w, strides, padding, dilation):
 
 @pytest.mark.parametrize("shape,khw,out,strides,padding,dilation", CASES)
 def test_kernel_gradient_equals_definition_and_xla(shape, khw, out, strides, padding, dilation):
-  assert conv_lib.use_matmul_kernel_gradient()  # the tests run on the CPU backend
+  assert conv_lib.use_matmul_kernel_gradient()  # `_rewrite_on`
   rng = np.random.default_rng(0)
   x = jnp.asarray(rng.standard_normal(shape), jnp.float32)
   w = jnp.asarray(rng.standard_normal(khw + (shape[-1], out)), jnp.float32)
@@ -204,3 +211,35 @@ def test_models_build_every_conv_through_the_rewrite(name):
   kernels, rewritten = _conv_counts(module, inputs)
   assert kernels > 0
   assert rewritten == (0 if name.endswith("flax_conv") else kernels)
+
+
+def test_environment_variable_chooses_the_kernel_gradient(monkeypatch):
+  """`$GENATTN_CONV_KERNEL_GRADIENT`: auto (the rewrite on a one-device CPU backend), matmul,
+  xla; anything else is an error."""
+  x = jnp.ones((1, 6, 6, 2))
+  w = jnp.ones((3, 3, 2, 3))
+
+  def rewritten():
+    jaxpr = str(jax.make_jaxpr(lambda x, w: conv_lib.conv_general_dilated(
+        x, w, (1, 1), "SAME", dimension_numbers=NHWC))(x, w))
+    return len(re.findall(r"\bcustom_vjp_call\b", jaxpr))
+
+  assert jax.local_device_count() == 8  # conftest
+  for value, want in (("", 0), ("auto", 0), ("matmul", 1), (" MatMul", 1), (" XLA ", 0),
+                      ("xla", 0)):
+    monkeypatch.setenv(conv_lib.KERNEL_GRADIENT_ENV, value)
+    assert conv_lib.use_matmul_kernel_gradient() == bool(want), value
+    assert rewritten() == want, value
+  monkeypatch.setattr(conv_lib.jax, "local_device_count", lambda: 1)
+  for value, want in (("", 1), ("auto", 1), ("xla", 0)):
+    monkeypatch.setenv(conv_lib.KERNEL_GRADIENT_ENV, value)
+    assert conv_lib.use_matmul_kernel_gradient() == bool(want), value
+    assert rewritten() == want, value
+  monkeypatch.setattr(conv_lib.jax, "default_backend", lambda: "gpu")
+  monkeypatch.setenv(conv_lib.KERNEL_GRADIENT_ENV, "auto")
+  assert not conv_lib.use_matmul_kernel_gradient()
+  monkeypatch.setenv(conv_lib.KERNEL_GRADIENT_ENV, "fast")
+  with pytest.raises(ValueError) as err:
+    conv_lib.use_matmul_kernel_gradient()
+  assert str(err.value) == ("$GENATTN_CONV_KERNEL_GRADIENT must be 'auto', 'matmul' or 'xla', "
+                            "got 'fast'.")

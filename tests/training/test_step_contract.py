@@ -258,3 +258,77 @@ def test_fake_labels_uniform_over_num_classes():
   assert counts.shape == (3,)  # never >= num_classes
   # 1200 draws, p = 1/3 each: std 16.3; 5 std either side.
   np.testing.assert_allclose(counts, 400, atol=82)
+
+
+# ------------------------------------------------------- what the step hands the task
+
+_TASK_CALLS = []
+
+
+class RecordingTask:
+  """The config's own task, recording each D update's `d_index` and the rows each hook gets."""
+
+  def __init__(self, task):
+    self._task = task
+
+  def __getattr__(self, name):
+    return getattr(self._task, name)
+
+  def d_loss(self, d_params, st, batch, rng, d_index):
+    jax.debug.callback(lambda i, v: _TASK_CALLS.append(("D", int(i), float(v))), d_index,
+                       batch["image"][0, 0, 0, 0])
+    return self._task.d_loss(d_params, st, batch, rng, d_index)
+
+  def g_loss(self, g_params, st, batch, rng):
+    jax.debug.callback(lambda v: _TASK_CALLS.append(("G", -1, float(v))),
+                       batch["image"][0, 0, 0, 0])
+    return self._task.g_loss(g_params, st, batch, rng)
+
+
+def test_task_gets_global_d_index_and_g_gets_the_last_chunk():
+  from genattn_jax.training import tasks as tasks_lib  # pylint: disable=g-import-not-at-top
+  n_critic, b, steps = 3, 2, 3
+  config = _config(n_critic=n_critic, batch_size=b)
+  g, d = ConstGenerator(), LinearCritic()
+  task = RecordingTask(tasks_lib.get_task(config, g, d))
+  train_step = step_lib.make_train_step(config, g, d, task=task)
+  assert train_step.task is task  # the trainer reads the task back from the step
+  state = state_lib.create_gan_state(config, g, d, jax.random.PRNGKey(0))
+  step_fn = jax.jit(train_step)
+  _TASK_CALLS.clear()
+  for s in range(steps):
+    # Row i of step s holds 10 * s + (i mod n_critic): the chunk a hook got is readable.
+    rows = np.arange(n_critic * b)
+    image = np.broadcast_to((10.0 * s + rows % n_critic)[:, None, None, None],
+                            (len(rows), RES, RES, C)).astype(np.float32)
+    state, metrics = step_fn(state, {"image": image, "label": np.zeros(len(rows), np.int32)},
+                             jax.random.PRNGKey(1))
+  jax.block_until_ready(metrics)
+  jax.effects_barrier()
+  want = []
+  for s in range(steps):
+    want += [("D", s * n_critic + j, 10.0 * s + j) for j in range(n_critic)]
+    want.append(("G", -1, 10.0 * s + n_critic - 1))  # G's update sees the last D chunk
+  assert sorted(_TASK_CALLS) == sorted(want)  # debug callbacks run in no fixed order
+
+
+def test_ema_warmup_defaults_to_none():
+  # Without `training.ema_warmup_steps` the EMA ramp starts at step 0: after one step the EMA
+  # is decay(0) * init + (1 - decay(0)) * G with decay(0) = min(ema_decay, 1 / 10).
+  config = _config(n_critic=1)
+  del config.training["ema_warmup_steps"]
+  config.training.ema_decay = 0.999
+  init, final = _run(config, ConstGenerator(), LinearCritic(), _batches(1, steps=1))
+  want = 0.1 * np.asarray(init.g_params["b"]) + 0.9 * np.asarray(final.g_params["b"])
+  np.testing.assert_allclose(final.ema_params["b"], want, rtol=1e-6, atol=1e-7)
+  assert np.abs(np.asarray(final.ema_params["b"]) - final.g_params["b"]).max() > 1e-4
+
+
+def test_split_for_critic_message_names_the_rows_and_n_critic():
+  batch = {"image": np.zeros((5, 7, 7, 3), np.float32)}
+  with pytest.raises(ValueError) as err:
+    step_lib.split_for_critic(batch, 2)
+  assert str(err.value) == ("batch of 5 rows does not split into `n_critic`=2 "
+                            "discriminator updates.")
+  split = step_lib.split_for_critic({"x": np.arange(6)}, 3)
+  np.testing.assert_array_equal(split["x"], [[0, 3], [1, 4], [2, 5]])
