@@ -47,12 +47,11 @@ _ARCHIVES = (".tar.gz", ".tgz", ".tar")
 
 
 def _is_local(source: str) -> bool:
-  """True for a local path: absolute or starting with '.' or '~', an archive name, anything
-  that exists on disk, or anything that is not shaped like a tfds name; False for tfds names
-  (a config after '/' included, so 'celeb_a_hq/128' is read with tfds, not as a folder)."""
-  if source.startswith((os.path.sep, ".", "~")) or source.endswith(_ARCHIVES):
-    return True
-  return os.path.exists(source) or not _TFDS_NAME.match(source)
+  """True for a local path: an archive name, anything that exists on disk, or anything not
+  shaped like a tfds name (absolute, './', '~/' paths included); False for tfds names (a
+  config after '/' included, so 'celeb_a_hq/128' is read with tfds, not as a folder)."""
+  return (source.endswith(_ARCHIVES) or os.path.exists(source)
+          or not _TFDS_NAME.match(source))
 
 
 class _Sliced:

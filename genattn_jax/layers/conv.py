@@ -157,14 +157,12 @@ def use_matmul_kernel_gradient() -> bool:
   has one device; `matmul` always (e.g. to test it on simulated devices or another backend);
   `xla` never (XLA's own kernel gradient everywhere, as `conv=nn.Conv` gives for one layer).
 
-  Why one device. With several devices on one CPU (`--xla_force_host_platform_device_count`,
-  used only for tests and debugging) every device program runs on the same few cores. In the
-  8-device test suite on this project's 2-core machine, with the rewrite's loop inside
-  programs that also hold cross-device all-reduces, XLA:CPU aborted the process twice with
-  "Termination timeout for `all reduce` ... only 7 of them arrived on time" (in CI, in
-  tests/training/test_semantic.py under its default 40 s limit; here, in test_parallel.py
-  under a 1200 s limit). No such abort was seen in the suite's runs without the loop. The
-  cause is not isolated, so `auto` keeps XLA's own kernel gradient there.
+  Why one device. Several devices on one CPU (`--xla_force_host_platform_device_count`) are
+  only used for tests and debugging, where every device program shares the same few cores.
+  There the rewrite's loop cost more than it saved: the 8-device test suite on this
+  project's 2-core machine (`./scripts/test.sh`, empty compilation cache, 2026-11-29) took
+  1,970 s with it and 1,071 s without it. (Both runs ended in an XLA:CPU all-reduce abort
+  near the end, with and without the rewrite; `tests/conftest.py` says what was changed.)
 
   Raises:
     ValueError: the variable holds another value.

@@ -23,7 +23,7 @@ from genattn_jax.training.config import TEST_FIXTURE_IMAGES
     ("cifar10", False), ("celeb_a_hq/128", False), ("imagenet_resized/64x64", False),
     ("lsun/bedroom:3.1.0", False), ("/data/images", True), ("./images", True),
     (".hidden", True), ("~data", True), ("~/data", True), ("runs/mini.tar.gz", True),
-    ("mini.tgz", True), ("images/", True), ("My Photos", True)])
+    ("runs/mini.tgz", True), ("runs/mini.tar", True), ("images/", True), ("My Photos", True)])
 def test_local_sources_and_tfds_names(source, local):
   assert pipeline._is_local(source) == local
 
