@@ -172,3 +172,16 @@ def test_patch_in_bfloat16_statistics_in_float32():
   assert got.dtype == jnp.bfloat16
   want = _np_patch_in(np.asarray(x16.astype(jnp.float32)), 4, 4, 1e-5)
   np.testing.assert_allclose(np.asarray(got.astype(jnp.float32)), want, rtol=1e-2, atol=1e-2)
+
+
+@pytest.mark.parametrize("name", ["instance_norm", "adain"])
+def test_default_epsilon_is_1e_5(name):
+  # Near-constant maps, where eps decides the output: the default must act as 1e-5 exactly.
+  x = jnp.asarray(_near_constant((2, 4, 4, 4), STDS, seed=4))
+  style = jnp.asarray(np.random.default_rng(4).standard_normal((2, 3)), jnp.float32)
+  inputs = (x,) if name == "instance_norm" else (x, style)
+  make = norms.InstanceNorm if name == "instance_norm" else norms.AdaIN
+  variables = make().init(jax.random.PRNGKey(0), *inputs)
+  out = lambda **kw: np.asarray(make(**kw).apply(variables, *inputs))
+  np.testing.assert_array_equal(out(), out(epsilon=1e-5))
+  assert np.abs(out() - out(epsilon=2e-5)).max() > 1e-3
