@@ -31,8 +31,7 @@ of the LGGAN ADE20K step (benchmarks/lggan_memory.py, top51_chunk4) was 4.48 GB,
 
 The rewrite is used only where it helps: on the CPU backend (`jax.default_backend()`) with
 one device (`use_matmul_kernel_gradient`), for 2-D NHWC / HWIO convolutions without feature
-or batch groups. Everything else (GPU, TPU,
-grouped convolutions) calls `jax.lax.conv_general_dilated` exactly as flax does. Values
+or batch groups. Everything else (GPU, TPU, grouped convolutions) calls `jax.lax.conv_general_dilated` exactly as flax does. Values
 equal XLA's up to float rounding (the tests compare outputs and first- and second-order
 gradients with `nn.Conv` / `nn.ConvTranspose` and with the definition in NumPy); parameter
 names and shapes are flax's, so checkpoints do not change.
@@ -187,8 +186,7 @@ def conv_general_dilated(lhs: Array, rhs: Array, window_strides: Sequence[int], 
   Same arguments and result as `jax.lax.conv_general_dilated`; the rewrite applies to 2-D
   NHWC / HWIO convolutions (input dilation, i.e. transposed convolutions, included) without
   groups or `preferred_element_type`, where `use_matmul_kernel_gradient()` says so; every
-  other call is passed through
-  unchanged.
+  other call is passed through unchanged.
   """
   ndim = jnp.ndim(lhs)
   simple = (use_matmul_kernel_gradient() and _is_nhwc(dimension_numbers, ndim)

@@ -72,14 +72,6 @@ def test_process_zero_converts_before_the_barrier_the_others_after(monkeypatch, 
 
 # --------------------------------------------------------------- get_data_source errors
 
-class _Split:
-  def __init__(self, n):
-    self.n = n
-
-  def __len__(self):
-    return self.n
-
-
 class _FakeBuilder:
   """What `get_data_source` reads of a tfds builder."""
 
@@ -244,11 +236,6 @@ def _fixture_config(tmp_path, **kw):
                                      split="test", image_size=32))
   c.update(kw)
   return c
-
-
-def _labels(loader, batches):
-  it = iter(loader)
-  return [np.asarray(next(it)["label"]).tolist() for _ in range(batches)]
 
 
 def test_loader_defaults_shuffle_no_flip_three_channels_drop_remainder(tmp_path):

@@ -312,7 +312,7 @@ def test_task_gets_global_d_index_and_g_gets_the_last_chunk():
   assert sorted(_TASK_CALLS) == sorted(want)  # debug callbacks run in no fixed order
 
 
-def test_ema_warmup_defaults_to_none():
+def test_ema_warmup_defaults_to_zero_steps():
   # Without `training.ema_warmup_steps` the EMA ramp starts at step 0: after one step the EMA
   # is decay(0) * init + (1 - decay(0)) * G with decay(0) = min(ema_decay, 1 / 10).
   config = _config(n_critic=1)
