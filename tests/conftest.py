@@ -27,7 +27,8 @@ if os.environ.get("GENATTN_TEST_FULL_XLA_OPT") != "1":
 # limit. It is raised to 900 s, not removed, so a real stall still ends the test (subprocesses
 # inherit it). Dispatch in the test processes is synchronous too: a program's collectives
 # then never share the devices with the next program's, one suspect for the aborts that two
-# full `-n 2` runs still met in test_parallel.py with a long limit.
+# full `-n 2` runs still met in test_parallel.py with a long limit (in `PmapBackend.get_state`,
+# which since reads each leaf from one device's shard instead of running 8-device programs).
 _COLLECTIVE_TIMEOUT = "--xla_cpu_collective_call_terminate_timeout_seconds"
 if _COLLECTIVE_TIMEOUT not in os.environ["XLA_FLAGS"]:
   os.environ["XLA_FLAGS"] += f" {_COLLECTIVE_TIMEOUT}=900"

@@ -157,7 +157,15 @@ class PmapBackend:
     return self._step(state, batch, rng)
 
   def get_state(self, state):
-    return jax.tree_util.tree_map(lambda x: x[0], state)
+    """The first local device's replica, read from that device's own shard.
+
+    Each leaf is sliced on one device (`addressable_shards[0]`, shape [1, ...]), a new buffer
+    that the next (donating) step does not free. Indexing the stacked array (`x[0]`) instead
+    runs a program over all the devices for every leaf; on simulated CPU devices such programs
+    racing the step's all-reduce aborted the process (XLA:CPU's collective termination
+    timeout, seen in this project's 8-device test suite).
+    """
+    return jax.tree_util.tree_map(lambda x: x.addressable_shards[0].data[0], state)
 
   def get_metrics(self, metrics) -> Dict[str, float]:
     return {k: float(v[0]) for k, v in jax.device_get(metrics).items()}

@@ -94,8 +94,29 @@ def test_second_order_gradient_equals_xla():
   np.testing.assert_allclose(ours, ref, atol=1e-5 * float(np.abs(ref).max()), rtol=0)
 
 
+@pytest.mark.parametrize("kernel,stride,pads", [(4, 2, ((2, 2), (2, 2))),
+                                                (3, 2, ((1, 2), (1, 2)))])
+def test_second_order_gradient_through_a_transposed_conv_equals_xla(kernel, stride, pads):
+  """The gradient of a gradient through a transposed conv (a generator under a penalty on its
+  input gradient): `_conv_transposed`'s backward rule, differentiated again, equals lax."""
+  rng = np.random.default_rng(4)
+  x = jnp.asarray(rng.standard_normal((2, 5, 4, 3)), jnp.float32)
+  w = jnp.asarray(rng.standard_normal((kernel, kernel, 3, 4)), jnp.float32)
+
+  def penalty(fn):
+    def out(x, w):
+      h = fn(x, w, (1, 1), pads, lhs_dilation=(stride, stride), dimension_numbers=NHWC)
+      return jnp.sum(jnp.tanh(h) ** 2)
+    return lambda w: jnp.sum(jax.grad(out)(x, w) ** 2) + out(x, w)
+
+  ref = jax.grad(penalty(jax.lax.conv_general_dilated))(w)
+  ours = jax.jit(jax.grad(penalty(conv_lib.conv_general_dilated)))(w)
+  np.testing.assert_allclose(ours, ref, atol=1e-5 * float(np.abs(ref).max()), rtol=0)
+
+
 def test_falls_back_to_xla_where_the_rewrite_does_not_apply():
-  """Grouped and input-dilated (transposed) convolutions go to lax unchanged."""
+  """Grouped convolutions go to lax unchanged; an input-dilated (transposed) one with kernel
+  dilation keeps lax's forward pass (only stride-1, undilated kernels take the phase path)."""
   rng = np.random.default_rng(2)
   x = jnp.asarray(rng.standard_normal((1, 6, 6, 4)), jnp.float32)
   w = jnp.asarray(rng.standard_normal((3, 3, 2, 4)), jnp.float32)
@@ -105,7 +126,7 @@ def test_falls_back_to_xla_where_the_rewrite_does_not_apply():
                                 grouped(jax.lax.conv_general_dilated))
   w2 = jnp.asarray(rng.standard_normal((3, 3, 4, 2)), jnp.float32)
   dilated = lambda fn: fn(x, w2, (1, 1), ((1, 1), (1, 1)), lhs_dilation=(2, 2),
-                          dimension_numbers=dn)
+                          rhs_dilation=(2, 1), dimension_numbers=dn)
   np.testing.assert_array_equal(dilated(conv_lib.conv_general_dilated),
                                 dilated(jax.lax.conv_general_dilated))
 
@@ -174,6 +195,35 @@ def test_kernel_gradient_with_input_dilation_equals_definition():
   np.testing.assert_allclose(got, want, atol=1e-5 * np.abs(want).max(), rtol=0)
 
 
+@pytest.mark.parametrize("size,kernel,stride,pads", [
+    ((5, 6), (4, 4), (2, 2), ((2, 2), (2, 2))),       # 'SAME' k4 s2 (SNDCGAN's G)
+    ((4, 5), (3, 3), (2, 2), ((1, 2), (1, 2))),       # PyTorch k3 s2 p1 op1
+    ((4, 4), (3, 2), (3, 2), ((2, 0), (1, 3))),       # stride 3, odd lengths per phase
+    ((5, 3), (1, 1), (2, 2), ((0, 0), (0, 1))),       # kernel < stride: phases with no tap
+    ((6, 5), (5, 4), (2, 3), ((-1, 3), (4, -2))),     # negative padding crops
+    ((3, 3), (2, 2), (2, 2), ((1, 1), (1, 1))),
+])
+def test_transposed_by_phases_equals_xla(size, kernel, stride, pads):
+  """The phase decomposition of an input-dilated convolution: values and both gradients equal
+  lax's, and `conv_general_dilated` takes that path for lhs_dilation with stride 1."""
+  x = jax.random.normal(jax.random.PRNGKey(0), (2,) + size + (3,))
+  w = jax.random.normal(jax.random.PRNGKey(1), kernel + (3, 4))
+  ref = lambda x, w: jax.lax.conv_general_dilated(x, w, (1, 1), pads, lhs_dilation=stride,
+                                                  dimension_numbers=NHWC)
+  new = lambda x, w: conv_lib.conv_general_dilated(x, w, (1, 1), pads, lhs_dilation=stride,
+                                                   dimension_numbers=NHWC)
+  y_ref = ref(x, w)
+  y_new = conv_lib.transposed_by_phases(x, w, pads, stride)
+  assert y_new.shape == y_ref.shape
+  np.testing.assert_allclose(y_new, y_ref, atol=1e-5 * float(np.abs(y_ref).max()), rtol=0)
+  assert len(re.findall(r"\bcustom_vjp_call\b", str(jax.make_jaxpr(new)(x, w)))) == 1
+  loss = lambda f: (lambda x, w: jnp.sum(jnp.sin(f(x, w))))
+  g_ref = jax.grad(loss(ref), (0, 1))(x, w)
+  g_new = jax.jit(jax.grad(loss(new), (0, 1)))(x, w)
+  for a, b in zip(g_new, g_ref):
+    np.testing.assert_allclose(a, b, atol=1e-5 * float(np.abs(b).max()), rtol=0)
+
+
 def test_conv_transpose_rejects_what_it_does_not_implement():
   x = jnp.zeros((1, 4, 4, 2))
   with pytest.raises(ValueError, match="CIRCULAR"):
@@ -238,3 +288,32 @@ def test_environment_variable_chooses_the_kernel_gradient(monkeypatch):
     conv_lib.use_matmul_kernel_gradient()
   assert str(err.value) == ("$GENATTN_CONV_KERNEL_GRADIENT must be 'auto', 'matmul' or 'xla', "
                             "got 'fast'.")
+
+
+@pytest.mark.parametrize("name", ["sndcgan", "cyclegan"])
+def test_backbone_gradients_equal_xla(name, monkeypatch):
+  """Whole backbones (transposed, strided, RGB-output and 1-channel patch convs): parameter
+  gradients with the rewrite equal those with XLA's own convolution gradients."""
+  from genattn_jax.models import cyclegan, sndcgan  # pylint: disable=g-import-not-at-top
+  z, x = jax.random.normal(jax.random.PRNGKey(0), (2, 8)), jnp.ones((2, 32, 32, 3))
+  if name == "sndcgan":
+    g_net, d_net = (sndcgan.SNDCGANGenerator(z_dim=8, width=0.125, spectral_norm=True),
+                    sndcgan.SNDCGANDiscriminator(width=0.125))
+  else:
+    g_net, d_net = cyclegan.ResnetGenerator(ngf=4, n_blocks=1), cyclegan.PatchDiscriminator(ndf=4)
+    z = x * jnp.linspace(-1, 1, 32)[:, None, None]
+  g_vars, d_vars = g_net.init(jax.random.PRNGKey(1), z), d_net.init(jax.random.PRNGKey(2), x)
+
+  def loss(params):
+    image, _ = g_net.apply({**g_vars, "params": params[0]}, z, mutable=True)
+    logits, _ = d_net.apply({**d_vars, "params": params[1]}, image, mutable=True)
+    return jnp.sum(jnp.sin(logits))
+
+  grads = {}
+  for mode in ("matmul", "xla"):
+    monkeypatch.setenv(conv_lib.KERNEL_GRADIENT_ENV, mode)
+    grads[mode] = jax.jit(jax.grad(loss))((g_vars["params"], d_vars["params"]))
+  flat = jax.tree_util.tree_leaves_with_path(grads["xla"])
+  for (path, b), a in zip(flat, jax.tree_util.tree_leaves(grads["matmul"])):
+    np.testing.assert_allclose(a, b, atol=1e-4 * float(np.abs(b).max()) + 1e-7, rtol=0,
+                               err_msg=jax.tree_util.keystr(path))

@@ -85,3 +85,26 @@ def test_batch_not_divisible_by_devices_is_an_error():
     backend.put_batch({"image": np.zeros((12, 2))})
   with pytest.raises(ValueError, match="config.parallel.backend"):
     parallel.make_backend("shard_map", lambda s, b, r: (s, {}))
+
+
+def test_pmap_get_state_is_the_first_replica_and_outlives_the_next_step():
+  """`PmapBackend.get_state`: one copy per leaf on the first local device, equal to every
+  replica, and not freed when the next step donates the stacked state."""
+  def step(state, batch, rng):
+    del rng
+    shift = jax.lax.pmean(batch["x"].mean(), parallel.PMAP_AXIS)
+    return jax.tree_util.tree_map(lambda v: v + shift.astype(v.dtype), state), {"shift": shift}
+
+  backend = parallel.PmapBackend(step)
+  state = {"w": np.arange(6, dtype=np.float32).reshape(2, 3), "n": np.int32(7)}
+  dev_state = backend.put_state(state)
+  batch = backend.put_batch({"x": np.arange(16, dtype=np.float32).reshape(16, 1)})
+  dev_state, _ = backend.step(dev_state, batch, None)
+  first = backend.get_state(dev_state)
+  for leaf in jax.tree_util.tree_leaves(first):
+    assert leaf.sharding.device_set == {jax.local_devices()[0]}
+  np.testing.assert_array_equal(first["w"], state["w"] + 7.5)
+  assert first["n"].shape == () and int(first["n"]) == 7 + 7  # 7.5 cast to int32
+  dev_state, _ = backend.step(dev_state, batch, None)   # donates the stacked state
+  np.testing.assert_array_equal(np.asarray(first["w"]), state["w"] + 7.5)
+  np.testing.assert_array_equal(np.asarray(backend.get_state(dev_state)["w"]), state["w"] + 15.0)
