@@ -26,6 +26,8 @@ instead, each step equal to XLA's result up to float summation order:
   XLA's input-dilated one.
 * Convolutions with fewer than `FEW_OUTPUT_CHANNELS` outputs (RGB output layers, patch
   logits) keep XLA's kernel gradient, which was faster there.
+* 1x1, stride-1, unpadded convolutions (`pointwise`): one matmul over the channels, forward
+  and gradients (XLA's convolution ran them 3-5x slower than its matmul).
 
 Forward passes of ordinary convolutions are XLA's own (the matmul forms tried were slower).
 Each convolution of SNDCGAN timed alone (benchmarks/conv_layers_cpu.py, JSON in
@@ -41,9 +43,9 @@ The library's default. Every layer and model of the package builds its convoluti
 one that takes a conv constructor still accepts `nn.Conv` / `nn.ConvTranspose`
 (`conv=nn.Conv`) for XLA's own gradients. LGGAN's per-class convs and the
 equalised-learning-rate convs of the StyleGAN / MSG-GAN hosts call `conv_general_dilated`
-below. The FID Inception network, the VGG of the perceptual loss and the fixed kernels (the
-StyleGAN blur, the SSIM window) keep XLA's convolution: their kernels are never
-differentiated.
+below, and so does the FID Inception network (for its 1x1 convolutions, see below). The VGG
+of the perceptual loss and the fixed kernels (the StyleGAN blur, the SSIM window) keep XLA's
+convolution: their kernels are never differentiated.
 
 Memory. A first version unrolled all KH * KW window matmuls, and XLA kept every window alive:
 the temporary memory of the LGGAN ADE20K step (benchmarks/lggan_memory.py, top51_chunk4) was
@@ -202,15 +204,16 @@ KERNEL_GRADIENT_ENV = "GENATTN_CONV_KERNEL_GRADIENT"
 
 
 def use_matmul_kernel_gradient() -> bool:
-  """Whether `conv_general_dilated` rewrites the kernel gradient.
+  """Whether `conv_general_dilated` uses this module's CPU forms (the module doc lists them).
 
-  `$GENATTN_CONV_KERNEL_GRADIENT` chooses: `auto` (unset) rewrites on the CPU backend when it
-  has one device; `matmul` always (e.g. to test it on simulated devices or another backend);
-  `xla` never (XLA's own kernel gradient everywhere, as `conv=nn.Conv` gives for one layer).
+  `$GENATTN_CONV_KERNEL_GRADIENT` (named after the first of them, the kernel gradient)
+  chooses: `auto` (unset) uses them on the CPU backend when it has one device; `matmul`
+  always (e.g. to test them on simulated devices or another backend); `xla` never (XLA's own
+  convolution and gradients everywhere, as `conv=nn.Conv` gives for one layer).
 
   Why one device. Several devices on one CPU (`--xla_force_host_platform_device_count`) are
   only used for tests and debugging, where every device program shares the same few cores.
-  There the rewrite's loop cost more than it saved: the 8-device test suite on this
+  There the first form of the kernel-gradient loop cost more than it saved: the 8-device test suite on this
   project's 2-core machine (`./scripts/test.sh`, empty compilation cache, 2026-11-29) took
   1,970 s with it and 1,071 s without it. (Both runs ended in an XLA:CPU all-reduce abort
   near the end, with and without the rewrite; `tests/conftest.py` says what was changed.)
@@ -233,12 +236,17 @@ def conv_general_dilated(lhs: Array, rhs: Array, window_strides: Sequence[int], 
                          dimension_numbers: Any = None, feature_group_count: int = 1,
                          batch_group_count: int = 1, precision: Any = None,
                          preferred_element_type: Any = None) -> Array:
-  """`jax.lax.conv_general_dilated` with the matmul kernel gradient on CPU (module doc).
+  """`jax.lax.conv_general_dilated` with this module's CPU forms (module doc).
 
-  Same arguments and result as `jax.lax.conv_general_dilated`; the rewrite applies to 2-D
-  NHWC / HWIO convolutions (input dilation, i.e. transposed convolutions, included) without
-  groups or `preferred_element_type`, where `use_matmul_kernel_gradient()` says so; every
-  other call is passed through unchanged.
+  Same arguments and result (up to float summation order) as `jax.lax.conv_general_dilated`;
+  the forms apply to 2-D NHWC / HWIO convolutions (input dilation, i.e. transposed
+  convolutions, included) without groups or `preferred_element_type`, where
+  `use_matmul_kernel_gradient()` says so: 1x1 stride-1 unpadded ones are `pointwise`,
+  stride-1 input-dilated ones `_conv_transposed`, all others `_conv` (XLA's forward pass with
+  the rewritten gradients). Every other call is passed through unchanged.
+
+  Raises:
+    ValueError: string `padding` together with `lhs_dilation`.
   """
   ndim = jnp.ndim(lhs)
   simple = (use_matmul_kernel_gradient() and _is_nhwc(dimension_numbers, ndim)
@@ -260,12 +268,34 @@ def conv_general_dilated(lhs: Array, rhs: Array, window_strides: Sequence[int], 
     pads = explicit_padding(padding, lhs.shape[1:3], rhs.shape[:2], strides, dilation)
   else:
     pads = tuple((int(lo), int(hi)) for lo, hi in padding)
+  if (rhs.shape[:2] == (1, 1) and strides == (1, 1) and input_dilation == (1, 1)
+      and pads == ((0, 0), (0, 0))):
+    return pointwise(lhs, rhs, precision)
   out_hw = [(n - 1) * s + 1 + lo + hi - k + 1 for n, s, (lo, hi), k in
             zip(lhs.shape[1:3], input_dilation, pads, rhs.shape[:2])]
   if (input_dilation != (1, 1) and strides == (1, 1) and dilation == (1, 1)
       and min(out_hw) > 0):
     return _conv_transposed(lhs, rhs, pads, input_dilation, precision)
   return _conv(lhs, rhs, strides, pads, dilation, input_dilation, precision)
+
+
+def pointwise(x: Array, w: Array, precision=None) -> Array:
+  """A 1x1, stride-1, unpadded convolution as one matmul over the channels.
+
+  XLA:CPU's convolution ran these 3-5x slower than its matmul of the same shapes on this
+  project's 2-core CPU (2026-11-29: [64, 35, 35, 192] -> 64 took 61 ms against 12 ms;
+  [64, 147, 147, 64] -> 80, the FID Inception's `Conv2d_3b_1x1`, 0.60 s against 0.18 s). Its
+  gradients are the matmul's.
+
+  Args:
+    x: [B, H, W, C] input.
+    w: [1, 1, C, O] kernel.
+    precision: `jax.lax.Precision` or None.
+
+  Returns:
+    [B, H, W, O] in the promoted dtype of `x` and `w`.
+  """
+  return jnp.einsum("bhwc,co->bhwo", x, w[0, 0], precision=precision)
 
 
 def _crop_negative(x: Array, padding):

@@ -63,7 +63,11 @@ def test_kernel_gradient_equals_definition_and_xla(shape, khw, out, strides, pad
   w = jnp.asarray(rng.standard_normal(khw + (shape[-1], out)), jnp.float32)
   loss = lambda fn: (lambda x, w: jnp.sum(jnp.sin(fn(x, w, strides, padding, dilation))))
   y_ours = _ours(x, w, strides, padding, dilation)
-  np.testing.assert_array_equal(y_ours, _lax(x, w, strides, padding, dilation))  # same op
+  y_lax = _lax(x, w, strides, padding, dilation)
+  if khw == (1, 1) and strides == (1, 1):  # `pointwise`: a matmul, equal up to rounding
+    np.testing.assert_allclose(y_ours, y_lax, atol=1e-5 * float(np.abs(y_lax).max()), rtol=0)
+  else:
+    np.testing.assert_array_equal(y_ours, y_lax)  # XLA's own forward convolution
   dx_ref, dw_ref = jax.grad(loss(_lax), (0, 1))(x, w)
   dx, dw = jax.jit(jax.grad(loss(_ours), (0, 1)))(x, w)
   scale = float(np.abs(dw_ref).max())
@@ -224,6 +228,25 @@ def test_transposed_by_phases_equals_xla(size, kernel, stride, pads):
     np.testing.assert_allclose(a, b, atol=1e-5 * float(np.abs(b).max()), rtol=0)
 
 
+def test_pointwise_conv_is_a_matmul_equal_to_xla():
+  """1x1, stride-1, unpadded convolutions go to `pointwise` (no convolution left in the
+  program); values and both gradients equal lax's."""
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 5, 6, 7))
+  w = jax.random.normal(jax.random.PRNGKey(1), (1, 1, 7, 4))
+  args = ((1, 1), ((0, 0), (0, 0)))
+  ref = lambda x, w: jax.lax.conv_general_dilated(x, w, *args, dimension_numbers=NHWC)
+  new = lambda x, w: conv_lib.conv_general_dilated(x, w, *args, dimension_numbers=NHWC)
+  assert "conv_general_dilated" not in str(jax.make_jaxpr(new)(x, w))
+  np.testing.assert_allclose(new(x, w), ref(x, w), atol=1e-5, rtol=0)
+  loss = lambda f: (lambda x, w: jnp.sum(jnp.sin(f(x, w))))
+  for a, b in zip(jax.jit(jax.grad(loss(new), (0, 1)))(x, w), jax.grad(loss(ref), (0, 1))(x, w)):
+    np.testing.assert_allclose(a, b, atol=1e-5 * float(np.abs(b).max()), rtol=0)
+  # padded or strided 1x1 convs keep the convolution
+  padded = conv_lib.conv_general_dilated(x, w, (2, 2), "SAME", dimension_numbers=NHWC)
+  np.testing.assert_allclose(padded, jax.lax.conv_general_dilated(
+      x, w, (2, 2), "SAME", dimension_numbers=NHWC), atol=1e-5, rtol=0)
+
+
 def test_conv_transpose_rejects_what_it_does_not_implement():
   x = jnp.zeros((1, 4, 4, 2))
   with pytest.raises(ValueError, match="CIRCULAR"):
@@ -233,9 +256,12 @@ def test_conv_transpose_rejects_what_it_does_not_implement():
 
 
 def _conv_counts(module, inputs):
-  """(4-D kernels in the params, convolutions through the rewrite) of one forward pass."""
+  """(4-D kernels in the params other than 1x1 ones, convolutions through the custom
+  gradients) of one forward pass. (The 1x1 convs of these models are `pointwise` matmuls
+  under the rewrite, `test_pointwise_conv_is_a_matmul_equal_to_xla`.)"""
   variables = module.init(jax.random.PRNGKey(0), *inputs)
-  kernels = [l for l in jax.tree_util.tree_leaves(variables["params"]) if l.ndim == 4]
+  kernels = [l for l in jax.tree_util.tree_leaves(variables["params"])
+             if l.ndim == 4 and l.shape[:2] != (1, 1)]
   jaxpr = str(jax.make_jaxpr(
       lambda p: module.apply({**variables, "params": p}, *inputs, mutable=True))(
           variables["params"]))

@@ -10,6 +10,7 @@ import io
 import os
 import pathlib
 import pickle
+from unittest import mock
 import zipfile
 
 import chex
@@ -19,6 +20,7 @@ import numpy as np
 import pytest
 from absl.testing import parameterized
 
+from genattn_jax.layers import conv as conv_lib
 from genattn_jax.metrics import features as features_lib
 from genattn_jax.metrics import inception as inc
 from genattn_jax.metrics import inception_weights as iw
@@ -250,6 +252,23 @@ class RandomWeightsParityTest(parameterized.TestCase):
     out = jax.jit(module.apply)(variables, self.x)
     chex.assert_shape(out["pool"], (2, 2048))
     chex.assert_shape(out["logits"], (2, 1008))
+    scale = float(np.abs(self.ref["pool"]).max())
+    np.testing.assert_allclose(out["pool"], self.ref["pool"], atol=1e-5 * scale)
+    np.testing.assert_allclose(out["logits"], self.ref["logits"], atol=1e-4)
+
+  @pytest.mark.slow
+  def test_matches_pytorch_fid_with_the_cpu_matmul_forms(self):
+    """With `layers.conv`'s CPU forms on (the default on a one-device CPU backend), the 1x1
+    convs are matmuls and the features still match pytorch-fid."""
+    with mock.patch.dict(os.environ, {conv_lib.KERNEL_GRADIENT_ENV: "matmul"}):
+      module = inc.FIDInceptionV3(num_classes=1008)
+      variables = inc.variables_from_state_dict(self.sd)
+      jaxpr = str(jax.make_jaxpr(module.apply)(variables, self.x))
+      out = jax.jit(module.apply)(variables, self.x)
+    kernels = [k for k in jax.tree_util.tree_leaves(variables) if np.ndim(k) == 4]
+    pointwise = sum(k.shape[:2] == (1, 1) for k in kernels)
+    assert pointwise > 0
+    assert jaxpr.count("conv_general_dilated") == len(kernels) - pointwise
     scale = float(np.abs(self.ref["pool"]).max())
     np.testing.assert_allclose(out["pool"], self.ref["pool"], atol=1e-5 * scale)
     np.testing.assert_allclose(out["logits"], self.ref["logits"], atol=1e-4)
