@@ -93,7 +93,7 @@ def run_torch(repeats: int) -> list:
         fwd = lambda x=x, w=w, s=s: F.conv_transpose2d(x, w, stride=s, padding=1)
         g = torch.ones_like(fwd())
 
-        def grads(which, x=x, w=w, g=g, fwd=fwd):
+        def grads(which, x=x, w=w, g=g, s=s):
           with torch.enable_grad():
             t = (x if which == "x" else w).clone().requires_grad_(True)
             out = (F.conv_transpose2d(t, w, stride=s, padding=1) if which == "x"

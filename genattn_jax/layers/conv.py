@@ -104,6 +104,17 @@ def explicit_padding(padding, in_hw: Sequence[int], k_hw: Sequence[int],
   return tuple((int(lo), int(hi)) for lo, hi in padding)
 
 
+def _adjoint_kernel(w: Array) -> Array:
+  """[KH, KW, C, O] -> [KH, KW, O, C], spatially flipped: the kernel of the adjoint
+  (transposed) convolution."""
+  return jnp.swapaxes(jnp.flip(w, (0, 1)), 2, 3)
+
+
+def _dilated_output_size(size: int, stride: int, pad: Tuple[int, int], kernel: int) -> int:
+  """Output length of a stride-1 convolution over an input dilated by `stride` and padded."""
+  return (size - 1) * stride + 1 + pad[0] + pad[1] - kernel + 1
+
+
 def _forward(x, w, strides, padding, dilation, input_dilation, precision):
   return jax.lax.conv_general_dilated(x, w, strides, padding, lhs_dilation=input_dilation,
                                       rhs_dilation=dilation, dimension_numbers=_NHWC,
@@ -176,7 +187,7 @@ def _conv_bwd(strides, padding, dilation, input_dilation, precision, residuals, 
     # The input gradient of a strided convolution is a transposed one (g dilated by the
     # strides, the kernel flipped with its in / out axes swapped): by output phases, as in
     # `transposed_by_phases`, instead of XLA's input-dilated convolution.
-    flipped = jnp.swapaxes(jnp.flip(w, (0, 1)), 2, 3)
+    flipped = _adjoint_kernel(w)
     pads = tuple((k - 1 - lo, size + lo - (out - 1) * s - 1) for k, (lo, _), size, out, s in
                  zip(w.shape[:2], padding, x.shape[1:3], g.shape[1:3], strides))
     dx = _conv_transposed(g, flipped, pads, strides, precision).astype(x.dtype)
@@ -213,10 +224,11 @@ def use_matmul_kernel_gradient() -> bool:
 
   Why one device. Several devices on one CPU (`--xla_force_host_platform_device_count`) are
   only used for tests and debugging, where every device program shares the same few cores.
-  There the first form of the kernel-gradient loop cost more than it saved: the 8-device test suite on this
-  project's 2-core machine (`./scripts/test.sh`, empty compilation cache, 2026-11-29) took
-  1,970 s with it and 1,071 s without it. (Both runs ended in an XLA:CPU all-reduce abort
-  near the end, with and without the rewrite; `tests/conftest.py` says what was changed.)
+  There the first form of the kernel-gradient loop cost more than it saved: the 8-device
+  test suite on this project's 2-core machine (`./scripts/test.sh`, empty compilation cache,
+  2026-11-29) took 1,970 s with it and 1,071 s without it. (Both runs ended in an XLA:CPU
+  all-reduce abort near the end, with and without the rewrite; `tests/conftest.py` says what
+  was changed.)
 
   Raises:
     ValueError: the variable holds another value.
@@ -271,10 +283,9 @@ def conv_general_dilated(lhs: Array, rhs: Array, window_strides: Sequence[int], 
   if (rhs.shape[:2] == (1, 1) and strides == (1, 1) and input_dilation == (1, 1)
       and pads == ((0, 0), (0, 0))):
     return pointwise(lhs, rhs, precision)
-  out_hw = [(n - 1) * s + 1 + lo + hi - k + 1 for n, s, (lo, hi), k in
-            zip(lhs.shape[1:3], input_dilation, pads, rhs.shape[:2])]
   if (input_dilation != (1, 1) and strides == (1, 1) and dilation == (1, 1)
-      and min(out_hw) > 0):
+      and min(map(_dilated_output_size, lhs.shape[1:3], input_dilation, pads,
+                  rhs.shape[:2])) > 0):
     return _conv_transposed(lhs, rhs, pads, input_dilation, precision)
   return _conv(lhs, rhs, strides, pads, dilation, input_dilation, precision)
 
@@ -355,8 +366,8 @@ def transposed_by_phases(x: Array, w: Array, padding, input_dilation, precision=
   b, h, wd, _ = x.shape
   kh, kw, _, o = w.shape
   (sh, sw) = input_dilation
-  out_h = (h - 1) * sh + 1 + padding[0][0] + padding[0][1] - kh + 1
-  out_w = (wd - 1) * sw + 1 + padding[1][0] + padding[1][1] - kw + 1
+  out_h = _dilated_output_size(h, sh, padding[0], kh)
+  out_w = _dilated_output_size(wd, sw, padding[1], kw)
   dtype = jnp.result_type(x, w)
   if out_h <= 0 or out_w <= 0:
     return jnp.zeros((b, max(out_h, 0), max(out_w, 0), o), dtype)
@@ -399,13 +410,13 @@ def _conv_transposed_bwd(padding, input_dilation, precision, residuals, g):
   """
   x, w = residuals
   kernel_hw = w.shape[:2]
-  flipped = jnp.swapaxes(jnp.flip(w, (0, 1)), 2, 3)
+  flipped = _adjoint_kernel(w)
   pads = tuple((k - 1 - lo, s * (n - 1) + k - out - (k - 1 - lo)) for k, (lo, _), s, n, out in
                zip(kernel_hw, padding, input_dilation, x.shape[1:3], g.shape[1:3]))
   g, pads = _crop_negative(g, pads)
   dx = _conv(g, flipped, tuple(input_dilation), pads, (1, 1), (1, 1), precision)
   dw = kernel_gradient(g, x, kernel_hw, tuple(input_dilation), pads, (1, 1), precision)
-  return dx.astype(x.dtype), jnp.swapaxes(jnp.flip(dw, (0, 1)), 2, 3).astype(w.dtype)
+  return dx.astype(x.dtype), _adjoint_kernel(dw).astype(w.dtype)
 
 
 _conv_transposed.defvjp(_conv_transposed_fwd, _conv_transposed_bwd)
@@ -464,7 +475,7 @@ class ConvTranspose(nn.ConvTranspose):
             if self.use_bias else None)
     inputs, kernel, bias = self.promote_dtype(inputs, kernel, bias, dtype=self.dtype)
     if self.transpose_kernel:
-      kernel = jnp.swapaxes(jnp.flip(kernel, (0, 1)), 2, 3)
+      kernel = _adjoint_kernel(kernel)
     k_dilated = [(k - 1) * d + 1 for k, d in zip(ks, dilation)]
     padding = canonicalize_padding(self.padding, 2)
     if isinstance(padding, str):

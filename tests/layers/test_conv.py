@@ -55,6 +55,11 @@ def _ours(x, w, strides, padding, dilation):
                                        dimension_numbers=dn)
 
 
+def _assert_close(actual, desired, rel=1e-5):
+  """Equal up to `rel` times the largest magnitude of `desired` (float summation order)."""
+  np.testing.assert_allclose(actual, desired, atol=rel * float(np.abs(desired).max()), rtol=0)
+
+
 @pytest.mark.parametrize("shape,khw,out,strides,padding,dilation", CASES)
 def test_kernel_gradient_equals_definition_and_xla(shape, khw, out, strides, padding, dilation):
   assert conv_lib.use_matmul_kernel_gradient()  # `_rewrite_on`
@@ -65,14 +70,14 @@ def test_kernel_gradient_equals_definition_and_xla(shape, khw, out, strides, pad
   y_ours = _ours(x, w, strides, padding, dilation)
   y_lax = _lax(x, w, strides, padding, dilation)
   if khw == (1, 1) and strides == (1, 1):  # `pointwise`: a matmul, equal up to rounding
-    np.testing.assert_allclose(y_ours, y_lax, atol=1e-5 * float(np.abs(y_lax).max()), rtol=0)
+    _assert_close(y_ours, y_lax)
   else:
     np.testing.assert_array_equal(y_ours, y_lax)  # XLA's own forward convolution
   dx_ref, dw_ref = jax.grad(loss(_lax), (0, 1))(x, w)
   dx, dw = jax.jit(jax.grad(loss(_ours), (0, 1)))(x, w)
   scale = float(np.abs(dw_ref).max())
   np.testing.assert_allclose(dw, dw_ref, atol=1e-5 * scale, rtol=0)
-  np.testing.assert_allclose(dx, dx_ref, atol=1e-5 * float(np.abs(dx_ref).max()), rtol=0)
+  _assert_close(dx, dx_ref)
   # The independent float64 definition of the kernel gradient.
   pads = conv_lib.explicit_padding(padding, shape[1:3], khw, strides, dilation)
   g = np.cos(np.asarray(y_ours, np.float64))
@@ -95,7 +100,7 @@ def test_second_order_gradient_equals_xla():
 
   ref = jax.grad(penalty(_lax))(w)
   ours = jax.jit(jax.grad(penalty(_ours)))(w)
-  np.testing.assert_allclose(ours, ref, atol=1e-5 * float(np.abs(ref).max()), rtol=0)
+  _assert_close(ours, ref)
 
 
 @pytest.mark.parametrize("kernel,stride,pads", [(4, 2, ((2, 2), (2, 2))),
@@ -115,7 +120,7 @@ def test_second_order_gradient_through_a_transposed_conv_equals_xla(kernel, stri
 
   ref = jax.grad(penalty(jax.lax.conv_general_dilated))(w)
   ours = jax.jit(jax.grad(penalty(conv_lib.conv_general_dilated)))(w)
-  np.testing.assert_allclose(ours, ref, atol=1e-5 * float(np.abs(ref).max()), rtol=0)
+  _assert_close(ours, ref)
 
 
 def test_falls_back_to_xla_where_the_rewrite_does_not_apply():
@@ -154,7 +159,7 @@ def test_flax_conv_drop_in():
   loss = lambda net: (lambda p: jnp.sum(jnp.sin(net.apply(p, x))))
   g_ref, g_new = jax.grad(loss(ref))(v), jax.jit(jax.grad(loss(new)))(v)
   for a, b in zip(jax.tree_util.tree_leaves(g_new), jax.tree_util.tree_leaves(g_ref)):
-    np.testing.assert_allclose(a, b, atol=1e-5 * float(np.abs(b).max()), rtol=0)
+    _assert_close(a, b)
 
 
 @pytest.mark.parametrize("kernel,strides,padding,dilation,transpose_kernel", [
@@ -180,7 +185,7 @@ def test_conv_transpose_equals_flax(kernel, strides, padding, dilation, transpos
   g_ref = jax.grad(loss(ref), (0, 1))(v, x)
   g_new = jax.jit(jax.grad(loss(new), (0, 1)))(v, x)
   for a, b in zip(jax.tree_util.tree_leaves(g_new), jax.tree_util.tree_leaves(g_ref)):
-    np.testing.assert_allclose(a, b, atol=1e-5 * float(np.abs(b).max()), rtol=0)
+    _assert_close(a, b)
 
 
 def test_kernel_gradient_with_input_dilation_equals_definition():
@@ -196,7 +201,7 @@ def test_kernel_gradient_with_input_dilation_equals_definition():
   got = conv_lib.kernel_gradient(jnp.asarray(x, jnp.float32), jnp.asarray(g, jnp.float32),
                                  (3, 3), (1, 1), pads, (1, 1), input_dilation=(2, 2))
   want = _np_kernel_gradient(xd, g, (3, 3), (1, 1), pads, (1, 1))
-  np.testing.assert_allclose(got, want, atol=1e-5 * np.abs(want).max(), rtol=0)
+  _assert_close(got, want)
 
 
 @pytest.mark.parametrize("size,kernel,stride,pads", [
@@ -219,13 +224,13 @@ def test_transposed_by_phases_equals_xla(size, kernel, stride, pads):
   y_ref = ref(x, w)
   y_new = conv_lib.transposed_by_phases(x, w, pads, stride)
   assert y_new.shape == y_ref.shape
-  np.testing.assert_allclose(y_new, y_ref, atol=1e-5 * float(np.abs(y_ref).max()), rtol=0)
+  _assert_close(y_new, y_ref)
   assert len(re.findall(r"\bcustom_vjp_call\b", str(jax.make_jaxpr(new)(x, w)))) == 1
   loss = lambda f: (lambda x, w: jnp.sum(jnp.sin(f(x, w))))
   g_ref = jax.grad(loss(ref), (0, 1))(x, w)
   g_new = jax.jit(jax.grad(loss(new), (0, 1)))(x, w)
   for a, b in zip(g_new, g_ref):
-    np.testing.assert_allclose(a, b, atol=1e-5 * float(np.abs(b).max()), rtol=0)
+    _assert_close(a, b)
 
 
 def test_pointwise_conv_is_a_matmul_equal_to_xla():
@@ -240,7 +245,7 @@ def test_pointwise_conv_is_a_matmul_equal_to_xla():
   np.testing.assert_allclose(new(x, w), ref(x, w), atol=1e-5, rtol=0)
   loss = lambda f: (lambda x, w: jnp.sum(jnp.sin(f(x, w))))
   for a, b in zip(jax.jit(jax.grad(loss(new), (0, 1)))(x, w), jax.grad(loss(ref), (0, 1))(x, w)):
-    np.testing.assert_allclose(a, b, atol=1e-5 * float(np.abs(b).max()), rtol=0)
+    _assert_close(a, b)
   # padded or strided 1x1 convs keep the convolution
   padded = conv_lib.conv_general_dilated(x, w, (2, 2), "SAME", dimension_numbers=NHWC)
   np.testing.assert_allclose(padded, jax.lax.conv_general_dilated(
