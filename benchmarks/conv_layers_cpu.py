@@ -128,7 +128,8 @@ def main() -> None:
       "machine": platform.machine(), "cpu_count": os.cpu_count(),
       "loadavg_1_5_15": os.getloadavg(), "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                   time.gmtime())},
-            "repeats": args.repeats, "sides": {}}
+            "xla_flags": os.environ.get("XLA_FLAGS", ""), "repeats": args.repeats,
+            "sides": {}}
   sides = [("jax_rewrite", sys.executable, "rewrite"), ("jax_xla", sys.executable, "xla")]
   if args.torch_python:
     sides.append(("torch", args.torch_python, "torch"))
