@@ -30,8 +30,9 @@ instead, each step equal to XLA's result up to float summation order:
   and gradients (XLA's convolution ran them 3-5x slower than its matmul).
 
 Forward passes of ordinary convolutions are XLA's own (the matmul forms tried were slower),
-which XLA:CPU ran on one core at SNDCGAN's sizes where the matmuls here use all of them
-(benchmarks/xla_cpu_threads.py; the README's CPU speed section says what was tried about it).
+which XLA:CPU ran on one core at SNDCGAN's sizes while the matmuls here used both cores of
+this project's VM (benchmarks/xla_cpu_threads.py; the README's CPU speed section says what
+was tried about it).
 Each convolution of SNDCGAN timed alone (benchmarks/conv_layers_cpu.py, JSON in
 benchmarks/results/conv_layers_cpu.json; this project's 2-core x86_64 VM, 2026-11-29), this
 module against XLA's own and PyTorch 2.13:
