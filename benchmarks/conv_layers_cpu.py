@@ -22,10 +22,14 @@ Usage (repository root; prints the JSON and writes it to --out):
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
+
+try:
+  from benchmarks import gpu_suite  # run as a module, or with the repository on PYTHONPATH
+except ImportError:  # run as a script: benchmarks/ is sys.path[0]
+  import gpu_suite  # type: ignore[no-redef]
 
 # (name, batch, size, in channels, out channels, kernel, stride, transposed)
 LAYERS = (
@@ -124,10 +128,7 @@ def main() -> None:
     rows = run_torch(args.repeats) if args.side == "torch" else run_jax(args.side, args.repeats)
     print(json.dumps(rows))
     return
-  result = {"benchmark": "conv_layers_cpu", "host": {
-      "machine": platform.machine(), "cpu_count": os.cpu_count(),
-      "loadavg_1_5_15": os.getloadavg(), "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                                  time.gmtime())},
+  result = {"benchmark": "conv_layers_cpu", "host": gpu_suite.host_info(),
             "xla_flags": os.environ.get("XLA_FLAGS", ""), "repeats": args.repeats,
             "sides": {}}
   sides = [("jax_rewrite", sys.executable, "rewrite"), ("jax_xla", sys.executable, "xla")]

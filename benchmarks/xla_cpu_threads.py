@@ -25,10 +25,14 @@ Usage (repository root; prints JSON and writes it to --out):
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
+
+try:
+  from benchmarks import gpu_suite  # run as a module, or with the repository on PYTHONPATH
+except ImportError:  # run as a script: benchmarks/ is sys.path[0]
+  import gpu_suite  # type: ignore[no-redef]
 
 VARIANTS = {
     "default": "",
@@ -81,10 +85,7 @@ def main(argv=None) -> int:
     print(json.dumps(_measure(args.seconds)))
     return 0
   result = {"benchmark": "xla_cpu_threads",
-            "host": {"machine": platform.machine(), "cpu_count": os.cpu_count(),
-                     "loadavg_1_5_15": list(os.getloadavg()),
-                     "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
-            "variants": {}}
+            "host": gpu_suite.host_info(), "variants": {}}
   for name, flags in VARIANTS.items():
     env = dict(os.environ, XLA_FLAGS=flags, JAX_PLATFORMS="cpu")
     proc = subprocess.run([sys.executable, __file__, "--worker", "--seconds",
@@ -95,7 +96,7 @@ def main(argv=None) -> int:
     result["variants"][name] = {"xla_flags": flags,
                                 "ops": json.loads(proc.stdout.strip().splitlines()[-1])}
   import jax  # pylint: disable=import-outside-toplevel
-  result["env"] = {"jax": jax.__version__, "python": platform.python_version()}
+  result["env"] = {"jax": jax.__version__}
   text = json.dumps(result, indent=1)
   print(text)
   if args.out:
